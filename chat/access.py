@@ -1,0 +1,86 @@
+"""Who may do what. Every permission-checked fetch is `access_<entity>`.
+
+Private and direct rooms answer `forbidden` to non-members on every path, so
+their existence is the only thing an outsider learns; unknown ids `not_found`.
+"""
+
+from __future__ import annotations
+
+from django.contrib.auth.base_user import AbstractBaseUser
+from django.contrib.auth.models import AnonymousUser
+from django.utils import timezone
+
+from chat.errors import ChatError, ErrorCode
+from chat.models import Membership, Message, Room, RoomBan, RoomMute
+
+AnyUser = AbstractBaseUser | AnonymousUser
+
+MODERATOR_ROLES = (Membership.Role.OWNER, Membership.Role.MODERATOR)
+
+
+def _room(room_id: str) -> Room:
+    try:
+        return Room.objects.get(pk=room_id)
+    except Room.DoesNotExist:
+        raise ChatError(ErrorCode.NOT_FOUND, f"Room {room_id!r} does not exist") from None
+
+
+def membership_of(user: AnyUser, room: Room) -> Membership | None:
+    if not user.is_authenticated:
+        return None
+    return Membership.objects.filter(user=user, room=room).first()
+
+
+def is_banned(user: AnyUser, room: Room) -> bool:
+    return user.is_authenticated and RoomBan.objects.filter(room=room, user=user).exists()
+
+
+def is_room_moderator(user: AnyUser, room: Room, membership: Membership | None = None) -> bool:
+    """Room owners and moderators, and site staff, moderate a room."""
+    if not user.is_authenticated:
+        return False
+    if getattr(user, "is_staff", False):
+        return True
+    membership = membership if membership is not None else membership_of(user, room)
+    return membership is not None and membership.role in MODERATOR_ROLES
+
+
+def access_room(user: AnyUser, room_id: str) -> Room:
+    """A room the user may read: public rooms, or private/direct rooms they belong to."""
+    room = _room(room_id)
+    if room.visibility != Room.Visibility.PUBLIC and membership_of(user, room) is None:
+        raise ChatError(ErrorCode.FORBIDDEN, "This room is private")
+    if is_banned(user, room):
+        raise ChatError(ErrorCode.BANNED, "You are banned from this room")
+    return room
+
+
+def access_room_for_join(user: AnyUser, room_id: str) -> Room:
+    """As access_room; joining a public room makes the user a member (see room_join)."""
+    return access_room(user, room_id)
+
+
+def access_room_for_send(user: AnyUser, room_id: str) -> Room:
+    """A room the user is a member of and may currently write to."""
+    room = access_room(user, room_id)
+    if membership_of(user, room) is None:
+        raise ChatError(ErrorCode.FORBIDDEN, "Join the room before sending to it")
+    mute = RoomMute.objects.filter(room=room, user=user, until__gt=timezone.now()).order_by("-until").first()
+    if mute is not None:
+        raise ChatError(ErrorCode.MUTED, f"You are muted in this room until {mute.until:%Y-%m-%d %H:%M} UTC")
+    return room
+
+
+def access_room_for_moderation(user: AnyUser, room_id: str) -> Room:
+    room = access_room(user, room_id)
+    if not is_room_moderator(user, room):
+        raise ChatError(ErrorCode.FORBIDDEN, "Only the room's owners and moderators may do this")
+    return room
+
+
+def access_message(user: AnyUser, room: Room, message_id: int) -> Message:
+    """A message of a room the caller has already been given access to."""
+    try:
+        return Message.objects.select_related("author", "reply_to__author").get(pk=message_id, room=room)
+    except Message.DoesNotExist:
+        raise ChatError(ErrorCode.NOT_FOUND, f"Message {message_id} does not exist in this room") from None

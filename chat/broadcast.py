@@ -1,0 +1,105 @@
+"""Fan-out: the only module that emits to sockets.
+
+Every emit goes through the Socket.IO server's client manager, whose transport
+is the Channels layer (chat/sockets/manager.py): local sockets get the event at
+once and every other process gets it through Redis. Sync callers (services
+after commit, REST views, the admin) come through `_emit_from_sync`.
+
+Audiences: `room:<roomId>` holds the sockets joined to a room, `user:<userId>`
+every socket of one user.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from asgiref.sync import async_to_sync
+from django.contrib.auth.base_user import AbstractBaseUser
+
+from chat.models import Message, Room
+from chat.schemas import message_payload, user_ref
+from chat.sockets.server import CHAT_NAMESPACE, sio
+
+logger = logging.getLogger(__name__)
+
+
+def room_audience(room_id: str) -> str:
+    return f"room:{room_id}"
+
+
+def user_audience(user_id: int | str) -> str:
+    return f"user:{user_id}"
+
+
+async def emit(event: str, data: Any, *, to: str, skip_sid: str | None = None) -> None:
+    await sio.emit(event, data, to=to, namespace=CHAT_NAMESPACE, skip_sid=skip_sid)
+
+
+def _emit_from_sync(event: str, data: Any, *, to: str, skip_sid: str | None = None) -> None:
+    # A broadcast that fails must not undo or fail the committed write that
+    # caused it: clients see the gap through `seq` and fetch what they missed.
+    try:
+        async_to_sync(emit)(event, data, to=to, skip_sid=skip_sid)
+    except Exception:
+        logger.exception("broadcast of %s to %s failed", event, to)
+
+
+# --- Messages -----------------------------------------------------------------
+
+
+def message_created(message: Message) -> None:
+    """To every socket joined to the room, the sender's included, on every process."""
+    _emit_from_sync("chat:message", message_payload(message, [str(message.author_id)]), to=room_audience(message.room_id))
+
+
+def message_updated(message: Message) -> None:
+    from chat.selectors import read_by_for
+
+    payload = message_payload(message, read_by_for([message])[message.pk])
+    _emit_from_sync("chat:message-updated", payload, to=room_audience(message.room_id))
+
+
+def message_deleted(*, room_id: str, message_id: int) -> None:
+    _emit_from_sync("chat:message-deleted", {"roomId": room_id, "messageId": str(message_id)}, to=room_audience(room_id))
+
+
+def receipt_updated(*, user: AbstractBaseUser, room_id: str, message_id: int, skip_sid: str | None) -> None:
+    data = {"userId": str(user.pk), "messageId": str(message_id), "roomId": room_id}
+    _emit_from_sync("chat:read", data, to=room_audience(room_id), skip_sid=skip_sid)
+
+
+# --- Rooms --------------------------------------------------------------------
+
+
+def user_joined_room(*, user: AbstractBaseUser, room_id: str, skip_sid: str | None) -> None:
+    _emit_from_sync("room:user-joined", {**user_ref(user), "roomId": room_id}, to=room_audience(room_id), skip_sid=skip_sid)
+
+
+def user_left_room(*, user: AbstractBaseUser, room_id: str, skip_sid: str | None) -> None:
+    _emit_from_sync("room:user-left", {**user_ref(user), "roomId": room_id}, to=room_audience(room_id), skip_sid=skip_sid)
+
+
+def room_updated(room: Room) -> None:
+    data = {"roomId": room.pk, "name": room.name, "topic": room.topic, "slowModeSeconds": room.slow_mode_seconds}
+    _emit_from_sync("room:updated", data, to=room_audience(room.pk))
+
+
+def user_banned_from_room(*, user: AbstractBaseUser, room_id: str) -> None:
+    """Take every socket of the user out of the room, on every process, then tell the room."""
+    try:
+        async_to_sync(sio.manager.move_audience)(
+            user_audience(user.pk), CHAT_NAMESPACE, leave=room_audience(room_id)
+        )
+    except Exception:
+        logger.exception("removing user %s from room %s failed", user.pk, room_id)
+    _emit_from_sync("room:banned", {"roomId": room_id}, to=user_audience(user.pk))
+    _emit_from_sync("room:user-left", {**user_ref(user), "roomId": room_id}, to=room_audience(room_id))
+
+
+def user_sockets_closed(*, user_id: int) -> None:
+    """Disconnect every socket of the user on every process (site ban)."""
+    try:
+        async_to_sync(sio.manager.disconnect_audience)(user_audience(user_id), CHAT_NAMESPACE)
+    except Exception:
+        logger.exception("closing the sockets of user %s failed", user_id)

@@ -1,0 +1,149 @@
+"""What the chat stores: rooms, who is in them, messages and read watermarks."""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.core.validators import RegexValidator
+from django.db import models
+from django.db.models import Q
+
+ROOM_ID_PATTERN = r"^[a-z0-9][a-z0-9_-]{0,63}$"
+room_id_validator = RegexValidator(
+    ROOM_ID_PATTERN,
+    "Room ids are 1-64 lowercase letters, digits, '-' or '_', starting with a letter or digit.",
+)
+
+
+class Room(models.Model):
+    class Visibility(models.TextChoices):
+        PUBLIC = "public"
+        PRIVATE = "private"
+        DIRECT = "direct"
+
+    # A short string id, because it is what clients see and type (`general`).
+    id = models.CharField(primary_key=True, max_length=64, validators=[room_id_validator])
+    name = models.CharField(max_length=100)
+    topic = models.CharField(max_length=250, blank=True, default="")
+    visibility = models.CharField(max_length=10, choices=Visibility.choices, default=Visibility.PUBLIC)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    slow_mode_seconds = models.PositiveIntegerField(default=0)
+    # The seq of the newest message. Bumped under the room's row lock in the same
+    # transaction that inserts the message, so seqs have neither holes nor twins.
+    last_seq = models.BigIntegerField(default=0, editable=False)
+    # "<smaller user id>:<larger user id>" for 1:1 rooms: the unique constraint
+    # makes "one room per pair" hold even when both users click at once.
+    direct_key = models.CharField(max_length=64, null=True, blank=True, unique=True, editable=False)
+
+    members = models.ManyToManyField(settings.AUTH_USER_MODEL, through="Membership", related_name="chat_rooms")
+
+    class Meta:
+        ordering = ["id"]
+
+    def __str__(self) -> str:
+        return self.name or self.id
+
+
+class Membership(models.Model):
+    class Role(models.TextChoices):
+        OWNER = "owner"
+        MODERATOR = "moderator"
+        MEMBER = "member"
+
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="memberships")
+    room = models.ForeignKey(Room, on_delete=models.CASCADE, related_name="memberships")
+    role = models.CharField(max_length=10, choices=Role.choices, default=Role.MEMBER)
+    joined_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["user", "room"], name="membership_unique_user_room")]
+
+    def __str__(self) -> str:
+        return f"{self.user} in {self.room_id} ({self.role})"
+
+
+class Message(models.Model):
+    # Auto-increment ids are allocated while the room row is locked, so inside a
+    # room they grow in commit order: `after=<id>` never skips a late commit.
+    id = models.BigAutoField(primary_key=True)
+    room = models.ForeignKey(Room, on_delete=models.CASCADE, related_name="messages")
+    seq = models.BigIntegerField()
+    author = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="chat_messages")
+    text = models.TextField(max_length=5000)
+    reply_to = models.ForeignKey("self", null=True, blank=True, on_delete=models.SET_NULL, related_name="replies")
+    client_id = models.CharField(max_length=64, null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+    edited_at = models.DateTimeField(null=True, blank=True)
+    deleted_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["id"]
+        constraints = [
+            models.UniqueConstraint(fields=["room", "seq"], name="message_unique_room_seq"),
+            models.UniqueConstraint(
+                fields=["author", "client_id"],
+                condition=Q(client_id__isnull=False),
+                name="message_unique_author_client_id",
+            ),
+        ]
+        # (room, id) serves both "the last N of a room" (walked backwards) and
+        # "the messages after id X".
+        indexes = [models.Index(fields=["room", "id"], name="message_room_id")]
+
+    def __str__(self) -> str:
+        return f"#{self.pk} {self.room_id}/{self.seq}"
+
+
+class ReadReceipt(models.Model):
+    """A read watermark: the user has read every message of the room up to this one."""
+
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="read_receipts")
+    room = models.ForeignKey(Room, on_delete=models.CASCADE, related_name="read_receipts")
+    last_read_message = models.ForeignKey(Message, null=True, on_delete=models.SET_NULL, related_name="+")
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["user", "room"], name="receipt_unique_user_room")]
+
+    def __str__(self) -> str:
+        return f"{self.user} read {self.room_id} up to {self.last_read_message_id}"
+
+
+class RoomMute(models.Model):
+    room = models.ForeignKey(Room, on_delete=models.CASCADE, related_name="mutes")
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
+    until = models.DateTimeField()
+    reason = models.CharField(max_length=250, blank=True, default="")
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        indexes = [models.Index(fields=["room", "user", "until"], name="mute_room_user_until")]
+
+
+class RoomBan(models.Model):
+    room = models.ForeignKey(Room, on_delete=models.CASCADE, related_name="bans")
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
+    reason = models.CharField(max_length=250, blank=True, default="")
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["room", "user"], name="ban_unique_room_user")]
+
+
+class SiteBan(models.Model):
+    """A record of a site-wide ban; the effect is the user's is_active turned off."""
+
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
+    reason = models.CharField(max_length=250, blank=True, default="")
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)

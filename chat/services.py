@@ -1,0 +1,291 @@
+"""Writes. Each service runs in one transaction and broadcasts only after commit,
+so no client ever sees what the database does not have."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import NamedTuple
+
+from django.conf import settings
+from django.contrib.auth import get_user_model
+from django.contrib.auth.base_user import AbstractBaseUser
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+
+from chat import broadcast
+from chat.access import is_room_moderator, membership_of
+from chat.errors import ChatError, ErrorCode
+from chat.models import Membership, Message, ReadReceipt, Room, RoomBan, RoomMute, SiteBan
+from chat.ratelimit import rate_limit_hit
+from chat.selectors import message_get_by_client_id
+
+User = get_user_model()
+
+
+# --- Rooms --------------------------------------------------------------------
+
+
+def room_create(
+    *,
+    creator: AbstractBaseUser,
+    room_id: str,
+    name: str,
+    visibility: str = Room.Visibility.PUBLIC,
+    topic: str = "",
+    members: list[AbstractBaseUser] | None = None,
+) -> Room:
+    """Create a public or private room; the creator becomes its owner."""
+    with transaction.atomic():
+        if Room.objects.filter(pk=room_id).exists():
+            raise ChatError(ErrorCode.INVALID, f"A room with id {room_id!r} already exists", fields={"id": ["taken"]})
+        room = Room.objects.create(id=room_id, name=name, topic=topic, visibility=visibility, created_by=creator)
+        Membership.objects.create(user=creator, room=room, role=Membership.Role.OWNER)
+        others = [u for u in members or [] if u.pk != creator.pk]
+        Membership.objects.bulk_create([Membership(user=u, room=room) for u in others])
+    return room
+
+
+def _direct_room_id(a: AbstractBaseUser, b: AbstractBaseUser) -> tuple[str, str]:
+    low, high = sorted([int(a.pk), int(b.pk)])
+    return f"dm-{low}-{high}", f"{low}:{high}"
+
+
+def room_get_or_create_direct(*, user: AbstractBaseUser, other: AbstractBaseUser) -> tuple[Room, bool]:
+    """The one 1:1 room of two users: created once, then always the same."""
+    if user.pk == other.pk:
+        raise ChatError(ErrorCode.INVALID, "A direct room needs another user", fields={"username": ["is you"]})
+    room_id, direct_key = _direct_room_id(user, other)
+    existing = Room.objects.filter(direct_key=direct_key).first()
+    if existing is not None:
+        return existing, False
+    try:
+        with transaction.atomic():
+            room = Room.objects.create(
+                id=room_id,
+                name=f"{user.get_username()} & {other.get_username()}",
+                visibility=Room.Visibility.DIRECT,
+                created_by=user,
+                direct_key=direct_key,
+            )
+            Membership.objects.bulk_create(
+                [Membership(user=user, room=room, role=Membership.Role.OWNER), Membership(user=other, room=room, role=Membership.Role.OWNER)]
+            )
+    except IntegrityError:
+        # Both users opened the chat at the same moment; the other insert won.
+        return Room.objects.get(direct_key=direct_key), False
+    return room, True
+
+
+def room_join(*, user: AbstractBaseUser, room: Room, origin_sid: str | None = None) -> Membership:
+    """Make the user a member (access was checked: public room, or already a member)."""
+    membership = membership_of(user, room)
+    if membership is not None:
+        return membership
+    try:
+        with transaction.atomic():
+            membership = Membership.objects.create(user=user, room=room)
+            transaction.on_commit(lambda: broadcast.user_joined_room(user=user, room_id=room.pk, skip_sid=origin_sid))
+    except IntegrityError:
+        # Two tabs joined at once; one membership is enough.
+        return Membership.objects.get(user=user, room=room)
+    return membership
+
+
+def room_leave(*, user: AbstractBaseUser, room: Room, origin_sid: str | None = None) -> None:
+    """Stop following a room's live events. Membership stays: leaving a socket
+    room is not quitting the room."""
+    broadcast.user_left_room(user=user, room_id=room.pk, skip_sid=origin_sid)
+
+
+def room_update(
+    *,
+    room: Room,
+    name: str | None = None,
+    topic: str | None = None,
+    slow_mode_seconds: int | None = None,
+) -> Room:
+    fields = []
+    if name is not None:
+        room.name = name
+        fields.append("name")
+    if topic is not None:
+        room.topic = topic
+        fields.append("topic")
+    if slow_mode_seconds is not None:
+        room.slow_mode_seconds = slow_mode_seconds
+        fields.append("slow_mode_seconds")
+    if fields:
+        with transaction.atomic():
+            room.save(update_fields=fields)
+            transaction.on_commit(lambda: broadcast.room_updated(room))
+    return room
+
+
+# --- Messages -----------------------------------------------------------------
+
+
+class SendResult(NamedTuple):
+    message: Message
+    created: bool  # False: a resend of a clientId already stored
+
+
+def message_send(
+    *,
+    sender: AbstractBaseUser,
+    room: Room,
+    text: str,
+    reply_to_id: int | None = None,
+    client_id: str | None = None,
+) -> SendResult:
+    """Store a message exactly once and broadcast it after commit.
+
+    Preconditions: `text` is clean (schemas.clean_text) and the sender may write
+    to `room` (access.access_room_for_send). A resend with a stored clientId
+    returns the stored message without counting against the rate limit.
+    """
+    if client_id is not None:
+        existing = message_get_by_client_id(author=sender, client_id=client_id)
+        if existing is not None:
+            return SendResult(existing, False)
+
+    decision = rate_limit_hit(user_id=int(sender.pk))
+    if not decision.allowed:
+        raise ChatError(
+            ErrorCode.RATE_LIMITED,
+            f"You are sending too fast: try again in {decision.retry_after_seconds:.1f} s",
+        )
+
+    reply_to = None
+    if reply_to_id is not None:
+        reply_to = Message.objects.select_related("author").filter(pk=reply_to_id, room=room).first()
+        if reply_to is None:
+            raise ChatError(ErrorCode.NOT_FOUND, "replyTo does not name a message of this room")
+
+    try:
+        with transaction.atomic():
+            # The room row lock orders senders: seq and id are assigned and
+            # committed in the same order, so neither has holes nor twins.
+            locked = Room.objects.select_for_update().only("last_seq", "slow_mode_seconds").get(pk=room.pk)
+            if locked.slow_mode_seconds:
+                _check_slow_mode(sender=sender, room=locked)
+            locked.last_seq += 1
+            locked.save(update_fields=["last_seq"])
+            message = Message.objects.create(
+                room=room,
+                seq=locked.last_seq,
+                author=sender,
+                text=text,
+                reply_to=reply_to,
+                client_id=client_id,
+            )
+            transaction.on_commit(lambda: broadcast.message_created(message))
+    except IntegrityError:
+        # The same clientId raced in from another socket or process.
+        if client_id is None:
+            raise
+        existing = message_get_by_client_id(author=sender, client_id=client_id)
+        if existing is None:
+            raise
+        return SendResult(existing, False)
+    message.author = sender
+    message.reply_to = reply_to
+    return SendResult(message, True)
+
+
+def _check_slow_mode(*, sender: AbstractBaseUser, room: Room) -> None:
+    if is_room_moderator(sender, room):
+        return
+    since = timezone.now() - timedelta(seconds=room.slow_mode_seconds)
+    last = Message.objects.filter(room=room, author=sender, created_at__gt=since).order_by("-id").first()
+    if last is not None:
+        wait = (last.created_at + timedelta(seconds=room.slow_mode_seconds) - timezone.now()).total_seconds()
+        raise ChatError(ErrorCode.RATE_LIMITED, f"Slow mode is on: you can send again in {max(wait, 0):.0f} s")
+
+
+def message_edit(*, editor: AbstractBaseUser, message: Message, text: str) -> Message:
+    """The author may edit inside the edit window (CHAT_EDIT_WINDOW_SECONDS)."""
+    if message.author_id != editor.pk:
+        raise ChatError(ErrorCode.FORBIDDEN, "Only the author can edit a message")
+    if message.deleted_at is not None:
+        raise ChatError(ErrorCode.NOT_FOUND, "This message was deleted")
+    window = timedelta(seconds=settings.CHAT_EDIT_WINDOW_SECONDS)
+    if timezone.now() - message.created_at > window:
+        raise ChatError(ErrorCode.FORBIDDEN, "The edit window of this message has passed")
+    with transaction.atomic():
+        message.text = text
+        message.edited_at = timezone.now()
+        message.save(update_fields=["text", "edited_at"])
+        transaction.on_commit(lambda: broadcast.message_updated(message))
+    return message
+
+
+def message_delete(*, actor: AbstractBaseUser, message: Message) -> None:
+    """Soft delete by the author or a moderator. The row stays so `seq` keeps no holes."""
+    if message.author_id != actor.pk and not is_room_moderator(actor, message.room):
+        raise ChatError(ErrorCode.FORBIDDEN, "Only the author or a moderator can delete a message")
+    if message.deleted_at is not None:
+        return
+    messages_soft_delete(messages=[message])
+
+
+def messages_soft_delete(*, messages: list[Message]) -> int:
+    """Soft delete many messages (the admin's action) and tell each room."""
+    now = timezone.now()
+    alive = [m for m in messages if m.deleted_at is None]
+    with transaction.atomic():
+        Message.objects.filter(pk__in=[m.pk for m in alive]).update(deleted_at=now)
+        for m in alive:
+            m.deleted_at = now
+            transaction.on_commit(lambda m=m: broadcast.message_deleted(room_id=m.room_id, message_id=m.pk))
+    return len(alive)
+
+
+# --- Read receipts ------------------------------------------------------------
+
+
+def receipt_mark_read(
+    *, user: AbstractBaseUser, room: Room, message: Message, origin_sid: str | None = None
+) -> ReadReceipt:
+    """Move the user's watermark forward to `message` (never backwards)."""
+    with transaction.atomic():
+        receipt, _ = ReadReceipt.objects.select_for_update().get_or_create(user=user, room=room)
+        if receipt.last_read_message_id is not None and receipt.last_read_message_id >= message.pk:
+            return receipt
+        receipt.last_read_message = message
+        receipt.save(update_fields=["last_read_message", "updated_at"])
+        transaction.on_commit(
+            lambda: broadcast.receipt_updated(user=user, room_id=room.pk, message_id=message.pk, skip_sid=origin_sid)
+        )
+    return receipt
+
+
+# --- Moderation ---------------------------------------------------------------
+
+
+def mute_create(
+    *, moderator: AbstractBaseUser, room: Room, user: AbstractBaseUser, until: datetime, reason: str = ""
+) -> RoomMute:
+    if until <= timezone.now():
+        raise ChatError(ErrorCode.INVALID, "until must be in the future", fields={"until": ["must be in the future"]})
+    return RoomMute.objects.create(room=room, user=user, until=until, reason=reason, created_by=moderator)
+
+
+def ban_create(*, moderator: AbstractBaseUser, room: Room, user: AbstractBaseUser, reason: str = "") -> RoomBan:
+    """Remove the user from the room at once, on every process; they cannot rejoin."""
+    with transaction.atomic():
+        ban, _ = RoomBan.objects.get_or_create(
+            room=room, user=user, defaults={"reason": reason, "created_by": moderator}
+        )
+        Membership.objects.filter(room=room, user=user).delete()
+        transaction.on_commit(lambda: broadcast.user_banned_from_room(user=user, room_id=room.pk))
+    return ban
+
+
+def site_ban_create(*, moderator: AbstractBaseUser, user: AbstractBaseUser, reason: str = "") -> SiteBan:
+    """Deactivate the account: tokens and sessions stop working, and every socket
+    of the user on every process is closed."""
+    with transaction.atomic():
+        ban = SiteBan.objects.create(user=user, reason=reason, created_by=moderator)
+        User.objects.filter(pk=user.pk).update(is_active=False)
+        transaction.on_commit(lambda: broadcast.user_sockets_closed(user_id=int(user.pk)))
+    return ban

@@ -1,0 +1,205 @@
+"""The /chat namespace: parse, check access, call one service, answer.
+
+Every handler answers an ack of protocol.md: `{"status": "ok", ...}` or
+`{"status": "error", "error", "code"}`. Nothing a client sends can raise out of
+a handler: rule breaks are ChatErrors, anything else is logged and answered
+`internal_error`, and the socket stays up.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from channels.db import database_sync_to_async
+from django.contrib.auth.base_user import AbstractBaseUser
+
+from chat import access, broadcast, selectors, services, typing_indicator
+from chat.errors import ChatError, ErrorCode
+from chat.schemas import (
+    HISTORY_ON_JOIN,
+    HISTORY_SINCE_MAX,
+    MessagePayload,
+    SendRequest,
+    parse_join,
+    parse_leave,
+    parse_read,
+    parse_send,
+    parse_typing,
+    user_ref,
+)
+from chat.sockets.auth import authenticate_socket
+from chat.sockets.server import CHAT_NAMESPACE, sio
+
+logger = logging.getLogger(__name__)
+
+Ack = dict[str, Any]
+Handler = Callable[[str, Any], Awaitable[Ack | None]]
+
+
+def chat_event(name: str) -> Callable[[Handler], Handler]:
+    """Register `fn(sid, payload)` for a /chat event and turn its outcome into an ack."""
+
+    def decorator(fn: Handler) -> Handler:
+        @functools.wraps(fn)
+        async def handler(sid: str, *args: Any) -> Ack:
+            # Clients may send no argument or several; only the first counts.
+            payload = args[0] if args else None
+            try:
+                result = await fn(sid, payload)
+            except ChatError as error:
+                return error.as_ack()
+            except Exception:
+                logger.exception("handler %s failed (sid=%s, payload type %s)", name, sid, type(payload).__name__)
+                return ChatError(ErrorCode.INTERNAL_ERROR, "Something went wrong on our side").as_ack()
+            return {"status": "ok", **(result or {})}
+
+        sio.on(name, namespace=CHAT_NAMESPACE)(handler)
+        return fn
+
+    return decorator
+
+
+async def _user(sid: str) -> AbstractBaseUser:
+    session = await sio.get_session(sid, namespace=CHAT_NAMESPACE)
+    return session["user"]  # type: ignore[no-any-return]
+
+
+# --- connect / disconnect -------------------------------------------------------
+
+
+@sio.on("connect", namespace=CHAT_NAMESPACE)
+async def connect(sid: str, environ: dict[str, Any], auth: Any = None) -> None:
+    try:
+        user = await database_sync_to_async(authenticate_socket)(environ, auth)
+    except ChatError as error:
+        raise ConnectionRefusedError(error.message) from None
+    await sio.save_session(sid, {"user": user, "typing_in": set()}, namespace=CHAT_NAMESPACE)
+    await sio.enter_room(sid, broadcast.user_audience(user.pk), namespace=CHAT_NAMESPACE)
+
+
+@sio.on("disconnect", namespace=CHAT_NAMESPACE)
+async def disconnect(sid: str, *_reason: Any) -> None:
+    try:
+        session = await sio.get_session(sid, namespace=CHAT_NAMESPACE)
+    except KeyError:
+        return
+    user = session.get("user")
+    if user is None:
+        return
+    for room_id in list(session.get("typing_in", ())):
+        try:
+            await typing_indicator.typing_stopped(user=user_ref(user), room_id=room_id, sid=sid)
+        except Exception:
+            logger.exception("clearing typing of user %s in %s on disconnect failed", user.pk, room_id)
+
+
+# --- rooms ----------------------------------------------------------------------
+
+
+@database_sync_to_async
+def _join(user: AbstractBaseUser, room_id: str, sid: str) -> str:
+    room = access.access_room_for_join(user, room_id)
+    services.room_join(user=user, room=room, origin_sid=sid)
+    return room.pk
+
+
+@database_sync_to_async
+def _history(room_id: str, since: int | None) -> tuple[list[MessagePayload], bool]:
+    room = access.Room.objects.get(pk=room_id)
+    if since is None:
+        messages, has_more = selectors.message_list_for_room(room=room, limit=HISTORY_ON_JOIN)
+    else:
+        messages, has_more = selectors.message_list_for_room(room=room, after=since, limit=HISTORY_SINCE_MAX)
+    return selectors.payloads(messages), has_more
+
+
+@chat_event("room:join")
+async def room_join(sid: str, payload: Any) -> Ack:
+    request = parse_join(payload)
+    user = await _user(sid)
+    room_id = await _join(user, request.room_id, sid)
+    # Enter the socket room before reading history: a message committed in
+    # between then arrives twice (clients dedupe by id) instead of never.
+    await sio.enter_room(sid, broadcast.room_audience(room_id), namespace=CHAT_NAMESPACE)
+    messages, has_more = await _history(room_id, request.since)
+    history = {"roomId": room_id, "messages": messages, "hasMore": has_more}
+    await sio.emit("room:history", history, to=sid, namespace=CHAT_NAMESPACE)
+    return history
+
+
+@database_sync_to_async
+def _leave(user: AbstractBaseUser, room_id: str, sid: str) -> str:
+    room = access.access_room(user, room_id)
+    services.room_leave(user=user, room=room, origin_sid=sid)
+    return room.pk
+
+
+@chat_event("room:leave")
+async def room_leave(sid: str, payload: Any) -> Ack:
+    room_id = parse_leave(payload)
+    user = await _user(sid)
+    await sio.leave_room(sid, broadcast.room_audience(room_id), namespace=CHAT_NAMESPACE)
+    await _leave(user, room_id, sid)
+    return {}
+
+
+# --- messages -------------------------------------------------------------------
+
+
+@database_sync_to_async
+def _send(user: AbstractBaseUser, request: SendRequest) -> services.SendResult:
+    room = access.access_room_for_send(user, request.room_id)
+    return services.message_send(
+        sender=user, room=room, text=request.text, reply_to_id=request.reply_to, client_id=request.client_id
+    )
+
+
+@chat_event("chat:message")
+async def chat_message(sid: str, payload: Any) -> Ack:
+    request = parse_send(payload)
+    user = await _user(sid)
+    result = await _send(user, request)
+    room_id = result.message.room_id
+    session = await sio.get_session(sid, namespace=CHAT_NAMESPACE)
+    if room_id in session["typing_in"]:
+        session["typing_in"].discard(room_id)
+        await typing_indicator.typing_stopped(user=user_ref(user), room_id=room_id, sid=sid)
+    return {"messageId": str(result.message.pk), "seq": result.message.seq}
+
+
+@database_sync_to_async
+def _check_can_type(user: AbstractBaseUser, room_id: str) -> None:
+    access.access_room_for_send(user, room_id)
+
+
+@chat_event("chat:typing")
+async def chat_typing(sid: str, payload: Any) -> Ack:
+    request = parse_typing(payload)
+    user = await _user(sid)
+    session = await sio.get_session(sid, namespace=CHAT_NAMESPACE)
+    if request.is_typing:
+        await _check_can_type(user, request.room_id)
+        session["typing_in"].add(request.room_id)
+        await typing_indicator.typing_started(user=user_ref(user), room_id=request.room_id, sid=sid)
+    else:
+        session["typing_in"].discard(request.room_id)
+        await typing_indicator.typing_stopped(user=user_ref(user), room_id=request.room_id, sid=sid)
+    return {}
+
+
+@database_sync_to_async
+def _read(user: AbstractBaseUser, room_id: str, message_id: int, sid: str) -> None:
+    room = access.access_room(user, room_id)
+    message = access.access_message(user, room, message_id)
+    services.receipt_mark_read(user=user, room=room, message=message, origin_sid=sid)
+
+
+@chat_event("chat:read")
+async def chat_read(sid: str, payload: Any) -> Ack:
+    request = parse_read(payload)
+    user = await _user(sid)
+    await _read(user, request.room_id, request.message_id, sid)
+    return {}

@@ -1,0 +1,54 @@
+"""The process's Redis clients: the real server when REDIS_URL is set, otherwise
+an in-process fakeredis server, so rate limits, typing and presence run the
+same code (Lua scripts included) on the embedded default."""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import weakref
+
+import redis
+import redis.asyncio as aioredis
+from django.conf import settings
+
+
+@functools.cache
+def _fake_server() -> object:
+    import fakeredis
+
+    return fakeredis.FakeServer()
+
+
+@functools.cache
+def sync_redis() -> redis.Redis:
+    """A thread-safe client for sync code (services run in worker threads)."""
+    if settings.REDIS_URL:
+        return redis.Redis.from_url(settings.REDIS_URL, health_check_interval=30)
+    import fakeredis
+
+    return fakeredis.FakeRedis(server=_fake_server())
+
+
+# redis.asyncio connections belong to the loop that opened them; tests and
+# async_to_sync calls run short-lived loops, so keep one client per loop.
+_async_clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, aioredis.Redis] = weakref.WeakKeyDictionary()
+
+
+def async_redis() -> aioredis.Redis:
+    loop = asyncio.get_running_loop()
+    client = _async_clients.get(loop)
+    if client is None:
+        if settings.REDIS_URL:
+            client = aioredis.Redis.from_url(settings.REDIS_URL, health_check_interval=30)
+        else:
+            import fakeredis
+
+            client = fakeredis.FakeAsyncRedis(server=_fake_server())
+        _async_clients[loop] = client
+    return client
+
+
+def key(*parts: object) -> str:
+    """Every key the chat writes starts with one prefix, so tests and tenants can share a Redis."""
+    return ":".join([settings.CHAT_REDIS_PREFIX, *map(str, parts)])

@@ -1,0 +1,1 @@
+"""Presence events on the /chat namespace (see presence/services.py)."""
