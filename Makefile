@@ -50,7 +50,7 @@ typecheck: install-dev
 
 test: install-dev lint typecheck
 	$(BIN)/python scripts/ensure_chromium.py
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 bench: install-dev
 	$(BIN)/python -m bench

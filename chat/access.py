@@ -6,14 +6,13 @@ their existence is the only thing an outsider learns; unknown ids `not_found`.
 
 from __future__ import annotations
 
-from django.contrib.auth.base_user import AbstractBaseUser
-from django.contrib.auth.models import AnonymousUser
+from django.contrib.auth.models import AnonymousUser, User
 from django.utils import timezone
 
 from chat.errors import ChatError, ErrorCode
 from chat.models import Membership, Message, Room, RoomBan, RoomMute
 
-AnyUser = AbstractBaseUser | AnonymousUser
+AnyUser = User | AnonymousUser
 
 MODERATOR_ROLES = (Membership.Role.OWNER, Membership.Role.MODERATOR)
 
@@ -26,7 +25,7 @@ def _room(room_id: str) -> Room:
 
 
 def membership_of(user: AnyUser, room: Room) -> Membership | None:
-    if not user.is_authenticated:
+    if not isinstance(user, User):
         return None
     return Membership.objects.filter(user=user, room=room).first()
 
@@ -60,7 +59,7 @@ def access_room_for_join(user: AnyUser, room_id: str) -> Room:
     return access_room(user, room_id)
 
 
-def access_room_for_send(user: AnyUser, room_id: str) -> Room:
+def access_room_for_send(user: User, room_id: str) -> Room:
     """A room the user is a member of and may currently write to."""
     room = access_room(user, room_id)
     if membership_of(user, room) is None:

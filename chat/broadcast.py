@@ -15,7 +15,7 @@ import logging
 from typing import Any
 
 from asgiref.sync import async_to_sync
-from django.contrib.auth.base_user import AbstractBaseUser
+from django.contrib.auth.models import User
 
 from chat.models import Message, Room
 from chat.schemas import message_payload, user_ref
@@ -50,7 +50,9 @@ def _emit_from_sync(event: str, data: Any, *, to: str, skip_sid: str | None = No
 
 def message_created(message: Message) -> None:
     """To every socket joined to the room, the sender's included, on every process."""
-    _emit_from_sync("chat:message", message_payload(message, [str(message.author_id)]), to=room_audience(message.room_id))
+    _emit_from_sync(
+        "chat:message", message_payload(message, [str(message.author_id)]), to=room_audience(message.room_id)
+    )
 
 
 def message_updated(message: Message) -> None:
@@ -61,10 +63,12 @@ def message_updated(message: Message) -> None:
 
 
 def message_deleted(*, room_id: str, message_id: int) -> None:
-    _emit_from_sync("chat:message-deleted", {"roomId": room_id, "messageId": str(message_id)}, to=room_audience(room_id))
+    _emit_from_sync(
+        "chat:message-deleted", {"roomId": room_id, "messageId": str(message_id)}, to=room_audience(room_id)
+    )
 
 
-def receipt_updated(*, user: AbstractBaseUser, room_id: str, message_id: int, skip_sid: str | None) -> None:
+def receipt_updated(*, user: User, room_id: str, message_id: int, skip_sid: str | None) -> None:
     data = {"userId": str(user.pk), "messageId": str(message_id), "roomId": room_id}
     _emit_from_sync("chat:read", data, to=room_audience(room_id), skip_sid=skip_sid)
 
@@ -72,12 +76,16 @@ def receipt_updated(*, user: AbstractBaseUser, room_id: str, message_id: int, sk
 # --- Rooms --------------------------------------------------------------------
 
 
-def user_joined_room(*, user: AbstractBaseUser, room_id: str, skip_sid: str | None) -> None:
-    _emit_from_sync("room:user-joined", {**user_ref(user), "roomId": room_id}, to=room_audience(room_id), skip_sid=skip_sid)
+def user_joined_room(*, user: User, room_id: str, skip_sid: str | None) -> None:
+    _emit_from_sync(
+        "room:user-joined", {**user_ref(user), "roomId": room_id}, to=room_audience(room_id), skip_sid=skip_sid
+    )
 
 
-def user_left_room(*, user: AbstractBaseUser, room_id: str, skip_sid: str | None) -> None:
-    _emit_from_sync("room:user-left", {**user_ref(user), "roomId": room_id}, to=room_audience(room_id), skip_sid=skip_sid)
+def user_left_room(*, user: User, room_id: str, skip_sid: str | None) -> None:
+    _emit_from_sync(
+        "room:user-left", {**user_ref(user), "roomId": room_id}, to=room_audience(room_id), skip_sid=skip_sid
+    )
 
 
 def room_updated(room: Room) -> None:
@@ -85,12 +93,10 @@ def room_updated(room: Room) -> None:
     _emit_from_sync("room:updated", data, to=room_audience(room.pk))
 
 
-def user_banned_from_room(*, user: AbstractBaseUser, room_id: str) -> None:
+def user_banned_from_room(*, user: User, room_id: str) -> None:
     """Take every socket of the user out of the room, on every process, then tell the room."""
     try:
-        async_to_sync(sio.manager.move_audience)(
-            user_audience(user.pk), CHAT_NAMESPACE, leave=room_audience(room_id)
-        )
+        async_to_sync(sio.manager.move_audience)(user_audience(user.pk), CHAT_NAMESPACE, leave=room_audience(room_id))
     except Exception:
         logger.exception("removing user %s from room %s failed", user.pk, room_id)
     _emit_from_sync("room:banned", {"roomId": room_id}, to=user_audience(user.pk))

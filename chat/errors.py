@@ -5,7 +5,7 @@ from __future__ import annotations
 import enum
 
 
-class ErrorCode(str, enum.Enum):
+class ErrorCode(enum.StrEnum):
     AUTH_REQUIRED = "auth_required"
     INVALID_TOKEN = "invalid_token"
     FORBIDDEN = "forbidden"

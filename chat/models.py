@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from django.conf import settings
+from django.contrib.auth.models import User
 from django.core.validators import RegexValidator
 from django.db import models
 from django.db.models import Q
@@ -37,7 +38,9 @@ class Room(models.Model):
     # makes "one room per pair" hold even when both users click at once.
     direct_key = models.CharField(max_length=64, null=True, blank=True, unique=True, editable=False)
 
-    members = models.ManyToManyField(settings.AUTH_USER_MODEL, through="Membership", related_name="chat_rooms")
+    members: models.ManyToManyField[User, Membership] = models.ManyToManyField(
+        settings.AUTH_USER_MODEL, through="Membership", related_name="chat_rooms"
+    )
 
     class Meta:
         ordering = ["id"]
@@ -73,7 +76,8 @@ class Message(models.Model):
     author = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="chat_messages")
     text = models.TextField(max_length=5000)
     reply_to = models.ForeignKey("self", null=True, blank=True, on_delete=models.SET_NULL, related_name="replies")
-    client_id = models.CharField(max_length=64, null=True, blank=True)
+    # NULL, not "", for "no clientId": the unique constraint skips NULLs.
+    client_id = models.CharField(max_length=64, null=True, blank=True)  # noqa: DJ001
     created_at = models.DateTimeField(auto_now_add=True, db_index=True)
     edited_at = models.DateTimeField(null=True, blank=True)
     deleted_at = models.DateTimeField(null=True, blank=True)
@@ -124,6 +128,9 @@ class RoomMute(models.Model):
     class Meta:
         indexes = [models.Index(fields=["room", "user", "until"], name="mute_room_user_until")]
 
+    def __str__(self) -> str:
+        return f"{self.user} muted in {self.room_id} until {self.until:%Y-%m-%d %H:%M}"
+
 
 class RoomBan(models.Model):
     room = models.ForeignKey(Room, on_delete=models.CASCADE, related_name="bans")
@@ -137,6 +144,9 @@ class RoomBan(models.Model):
     class Meta:
         constraints = [models.UniqueConstraint(fields=["room", "user"], name="ban_unique_room_user")]
 
+    def __str__(self) -> str:
+        return f"{self.user} banned from {self.room_id}"
+
 
 class SiteBan(models.Model):
     """A record of a site-wide ban; the effect is the user's is_active turned off."""
@@ -147,3 +157,6 @@ class SiteBan(models.Model):
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
     created_at = models.DateTimeField(auto_now_add=True)
+
+    def __str__(self) -> str:
+        return f"{self.user} banned site-wide"

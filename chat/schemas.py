@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, TypedDict
 
-from django.contrib.auth.base_user import AbstractBaseUser
+from django.contrib.auth.models import User
 
 from chat.errors import ChatError, ErrorCode
 from chat.models import ROOM_ID_PATTERN, Message
@@ -216,5 +216,5 @@ def message_payload(message: Message, read_by: list[str]) -> MessagePayload:
     }
 
 
-def user_ref(user: AbstractBaseUser) -> UserRef:
+def user_ref(user: User) -> UserRef:
     return {"userId": str(user.pk), "username": user.get_username()}

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from typing import TypedDict
 
-from django.contrib.auth.base_user import AbstractBaseUser
+from django.contrib.auth.models import User
 from django.db.models import Count, F, IntegerField, OuterRef, Q, QuerySet, Subquery, Value
 from django.db.models.functions import Coalesce
 
@@ -26,13 +26,13 @@ def _messages() -> QuerySet[Message]:
     return Message.objects.select_related("author", "reply_to__author")
 
 
-def rooms_visible_to(user: AbstractBaseUser) -> QuerySet[Room]:
+def rooms_visible_to(user: User) -> QuerySet[Room]:
     """Public rooms plus the private and direct rooms the user belongs to."""
     member_of = Membership.objects.filter(user=user).values("room_id")
     return Room.objects.filter(Q(visibility=Room.Visibility.PUBLIC) | Q(pk__in=member_of))
 
 
-def room_list_for_user(user: AbstractBaseUser) -> list[RoomSummary]:
+def room_list_for_user(user: User) -> list[RoomSummary]:
     """Every visible room with its unread count and last message: three queries
     whatever the number of rooms."""
     watermark = ReadReceipt.objects.filter(room=OuterRef("pk"), user=user).values("last_read_message_id")[:1]
@@ -52,7 +52,9 @@ def room_list_for_user(user: AbstractBaseUser) -> list[RoomSummary]:
         )
         .order_by("id")
     )
-    last_messages = {m.pk: m for m in _messages().filter(pk__in=[r.last_message_id for r in rooms if r.last_message_id])}
+    last_messages = {
+        m.pk: m for m in _messages().filter(pk__in=[r.last_message_id for r in rooms if r.last_message_id])
+    }
     read_by = read_by_for(last_messages.values())
     summaries: list[RoomSummary] = []
     for room in rooms:
@@ -118,9 +120,9 @@ def message_list_for_room(
     return list(reversed(rows[:limit])), len(rows) > limit
 
 
-def message_get_by_client_id(*, author: AbstractBaseUser, client_id: str) -> Message | None:
+def message_get_by_client_id(*, author: User, client_id: str) -> Message | None:
     return _messages().filter(author=author, client_id=client_id).first()
 
 
-def room_ids_for_user(user: AbstractBaseUser) -> list[str]:
+def room_ids_for_user(user: User) -> list[str]:
     return list(Membership.objects.filter(user=user).values_list("room_id", flat=True))

@@ -3,12 +3,12 @@ so no client ever sees what the database does not have."""
 
 from __future__ import annotations
 
+import functools
 from datetime import datetime, timedelta
 from typing import NamedTuple
 
 from django.conf import settings
-from django.contrib.auth import get_user_model
-from django.contrib.auth.base_user import AbstractBaseUser
+from django.contrib.auth.models import User
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
@@ -19,20 +19,17 @@ from chat.models import Membership, Message, ReadReceipt, Room, RoomBan, RoomMut
 from chat.ratelimit import rate_limit_hit
 from chat.selectors import message_get_by_client_id
 
-User = get_user_model()
-
-
 # --- Rooms --------------------------------------------------------------------
 
 
 def room_create(
     *,
-    creator: AbstractBaseUser,
+    creator: User,
     room_id: str,
     name: str,
     visibility: str = Room.Visibility.PUBLIC,
     topic: str = "",
-    members: list[AbstractBaseUser] | None = None,
+    members: list[User] | None = None,
 ) -> Room:
     """Create a public or private room; the creator becomes its owner."""
     with transaction.atomic():
@@ -45,12 +42,12 @@ def room_create(
     return room
 
 
-def _direct_room_id(a: AbstractBaseUser, b: AbstractBaseUser) -> tuple[str, str]:
+def _direct_room_id(a: User, b: User) -> tuple[str, str]:
     low, high = sorted([int(a.pk), int(b.pk)])
     return f"dm-{low}-{high}", f"{low}:{high}"
 
 
-def room_get_or_create_direct(*, user: AbstractBaseUser, other: AbstractBaseUser) -> tuple[Room, bool]:
+def room_get_or_create_direct(*, user: User, other: User) -> tuple[Room, bool]:
     """The one 1:1 room of two users: created once, then always the same."""
     if user.pk == other.pk:
         raise ChatError(ErrorCode.INVALID, "A direct room needs another user", fields={"username": ["is you"]})
@@ -68,7 +65,10 @@ def room_get_or_create_direct(*, user: AbstractBaseUser, other: AbstractBaseUser
                 direct_key=direct_key,
             )
             Membership.objects.bulk_create(
-                [Membership(user=user, room=room, role=Membership.Role.OWNER), Membership(user=other, room=room, role=Membership.Role.OWNER)]
+                [
+                    Membership(user=user, room=room, role=Membership.Role.OWNER),
+                    Membership(user=other, room=room, role=Membership.Role.OWNER),
+                ]
             )
     except IntegrityError:
         # Both users opened the chat at the same moment; the other insert won.
@@ -76,7 +76,7 @@ def room_get_or_create_direct(*, user: AbstractBaseUser, other: AbstractBaseUser
     return room, True
 
 
-def room_join(*, user: AbstractBaseUser, room: Room, origin_sid: str | None = None) -> Membership:
+def room_join(*, user: User, room: Room, origin_sid: str | None = None) -> Membership:
     """Make the user a member (access was checked: public room, or already a member)."""
     membership = membership_of(user, room)
     if membership is not None:
@@ -91,7 +91,7 @@ def room_join(*, user: AbstractBaseUser, room: Room, origin_sid: str | None = No
     return membership
 
 
-def room_leave(*, user: AbstractBaseUser, room: Room, origin_sid: str | None = None) -> None:
+def room_leave(*, user: User, room: Room, origin_sid: str | None = None) -> None:
     """Stop following a room's live events. Membership stays: leaving a socket
     room is not quitting the room."""
     broadcast.user_left_room(user=user, room_id=room.pk, skip_sid=origin_sid)
@@ -131,7 +131,7 @@ class SendResult(NamedTuple):
 
 def message_send(
     *,
-    sender: AbstractBaseUser,
+    sender: User,
     room: Room,
     text: str,
     reply_to_id: int | None = None,
@@ -192,7 +192,7 @@ def message_send(
     return SendResult(message, True)
 
 
-def _check_slow_mode(*, sender: AbstractBaseUser, room: Room) -> None:
+def _check_slow_mode(*, sender: User, room: Room) -> None:
     if is_room_moderator(sender, room):
         return
     since = timezone.now() - timedelta(seconds=room.slow_mode_seconds)
@@ -202,7 +202,7 @@ def _check_slow_mode(*, sender: AbstractBaseUser, room: Room) -> None:
         raise ChatError(ErrorCode.RATE_LIMITED, f"Slow mode is on: you can send again in {max(wait, 0):.0f} s")
 
 
-def message_edit(*, editor: AbstractBaseUser, message: Message, text: str) -> Message:
+def message_edit(*, editor: User, message: Message, text: str) -> Message:
     """The author may edit inside the edit window (CHAT_EDIT_WINDOW_SECONDS)."""
     if message.author_id != editor.pk:
         raise ChatError(ErrorCode.FORBIDDEN, "Only the author can edit a message")
@@ -219,7 +219,7 @@ def message_edit(*, editor: AbstractBaseUser, message: Message, text: str) -> Me
     return message
 
 
-def message_delete(*, actor: AbstractBaseUser, message: Message) -> None:
+def message_delete(*, actor: User, message: Message) -> None:
     """Soft delete by the author or a moderator. The row stays so `seq` keeps no holes."""
     if message.author_id != actor.pk and not is_room_moderator(actor, message.room):
         raise ChatError(ErrorCode.FORBIDDEN, "Only the author or a moderator can delete a message")
@@ -236,16 +236,14 @@ def messages_soft_delete(*, messages: list[Message]) -> int:
         Message.objects.filter(pk__in=[m.pk for m in alive]).update(deleted_at=now)
         for m in alive:
             m.deleted_at = now
-            transaction.on_commit(lambda m=m: broadcast.message_deleted(room_id=m.room_id, message_id=m.pk))
+            transaction.on_commit(functools.partial(broadcast.message_deleted, room_id=m.room_id, message_id=m.pk))
     return len(alive)
 
 
 # --- Read receipts ------------------------------------------------------------
 
 
-def receipt_mark_read(
-    *, user: AbstractBaseUser, room: Room, message: Message, origin_sid: str | None = None
-) -> ReadReceipt:
+def receipt_mark_read(*, user: User, room: Room, message: Message, origin_sid: str | None = None) -> ReadReceipt:
     """Move the user's watermark forward to `message` (never backwards)."""
     with transaction.atomic():
         receipt, _ = ReadReceipt.objects.select_for_update().get_or_create(user=user, room=room)
@@ -262,15 +260,13 @@ def receipt_mark_read(
 # --- Moderation ---------------------------------------------------------------
 
 
-def mute_create(
-    *, moderator: AbstractBaseUser, room: Room, user: AbstractBaseUser, until: datetime, reason: str = ""
-) -> RoomMute:
+def mute_create(*, moderator: User, room: Room, user: User, until: datetime, reason: str = "") -> RoomMute:
     if until <= timezone.now():
         raise ChatError(ErrorCode.INVALID, "until must be in the future", fields={"until": ["must be in the future"]})
     return RoomMute.objects.create(room=room, user=user, until=until, reason=reason, created_by=moderator)
 
 
-def ban_create(*, moderator: AbstractBaseUser, room: Room, user: AbstractBaseUser, reason: str = "") -> RoomBan:
+def ban_create(*, moderator: User, room: Room, user: User, reason: str = "") -> RoomBan:
     """Remove the user from the room at once, on every process; they cannot rejoin."""
     with transaction.atomic():
         ban, _ = RoomBan.objects.get_or_create(
@@ -281,7 +277,7 @@ def ban_create(*, moderator: AbstractBaseUser, room: Room, user: AbstractBaseUse
     return ban
 
 
-def site_ban_create(*, moderator: AbstractBaseUser, user: AbstractBaseUser, reason: str = "") -> SiteBan:
+def site_ban_create(*, moderator: User, user: User, reason: str = "") -> SiteBan:
     """Deactivate the account: tokens and sessions stop working, and every socket
     of the user on every process is closed."""
     with transaction.atomic():

@@ -53,7 +53,7 @@ async def typing_stopped(*, user: UserRef, room_id: str, sid: str | None = None)
 
 
 # Compare-and-delete, so a timer never clears an indicator a newer refresh set.
-_DELETE_IF_TOKEN = """
+_DELETE_IF_TOKEN = """  # noqa: S105 (a Lua script, not a password)
 if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
 return 0
 """

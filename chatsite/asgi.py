@@ -27,7 +27,7 @@ application = ProtocolTypeRouter(
         "http": URLRouter(
             [
                 path("socket.io/", socketio_app),
-                re_path(r"", django_asgi_app),
+                re_path(r"", django_asgi_app),  # type: ignore[arg-type]
             ]
         ),
         "websocket": URLRouter([path("socket.io/", socketio_app)]),

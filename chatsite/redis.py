@@ -8,14 +8,14 @@ import asyncio
 import functools
 import weakref
 
+import fakeredis
 import redis
 import redis.asyncio as aioredis
 from django.conf import settings
 
 
 @functools.cache
-def _fake_server() -> object:
-    import fakeredis
+def _fake_server() -> fakeredis.FakeServer:
 
     return fakeredis.FakeServer()
 
@@ -25,7 +25,6 @@ def sync_redis() -> redis.Redis:
     """A thread-safe client for sync code (services run in worker threads)."""
     if settings.REDIS_URL:
         return redis.Redis.from_url(settings.REDIS_URL, health_check_interval=30)
-    import fakeredis
 
     return fakeredis.FakeRedis(server=_fake_server())
 

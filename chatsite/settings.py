@@ -11,7 +11,7 @@ from chatsite.env import ConfigError, env_bool, env_int, env_list, env_optional,
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
-DEVELOPMENT_SECRET_KEY = "dev-only-insecure-key-change-me-in-production"  # noqa: S105
+DEVELOPMENT_SECRET_KEY = "dev-only-insecure-key-change-me-in-production"
 
 DEBUG = env_bool("DEBUG", True)
 SECRET_KEY = env_str("SECRET_KEY", DEVELOPMENT_SECRET_KEY)

@@ -37,7 +37,11 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | Non
     if isinstance(exc, exceptions.ValidationError):
         fields = exc.detail if isinstance(exc.detail, dict) else {"non_field_errors": exc.detail}
         first = next(iter(fields.items()), None)
-        message = f"{first[0]}: {first[1][0] if isinstance(first[1], list) and first[1] else first[1]}" if first else "Invalid input"
+        message = (
+            f"{first[0]}: {first[1][0] if isinstance(first[1], list) and first[1] else first[1]}"
+            if first
+            else "Invalid input"
+        )
         response.data = {"error": message, "code": code.value, "fields": fields}
     else:
         detail = response.data.get("detail", "") if isinstance(response.data, dict) else response.data

@@ -9,7 +9,7 @@ from typing import Any
 
 from django.conf import settings
 from django.contrib.auth import get_user, get_user_model
-from django.contrib.auth.base_user import AbstractBaseUser
+from django.contrib.auth.models import User
 from django.http import HttpRequest
 from rest_framework_simplejwt.exceptions import TokenError
 from rest_framework_simplejwt.settings import api_settings as jwt_settings
@@ -23,7 +23,7 @@ AUTH_REQUIRED_MESSAGE = "Authentication required"
 INVALID_TOKEN_MESSAGE = "Invalid token"
 
 
-def _user_from_token(token: str) -> AbstractBaseUser:
+def _user_from_token(token: str) -> User:
     try:
         access = AccessToken(token)  # type: ignore[arg-type]
         user_id = access[jwt_settings.USER_ID_CLAIM]
@@ -35,7 +35,7 @@ def _user_from_token(token: str) -> AbstractBaseUser:
     return user
 
 
-def _user_from_session(cookie_header: str) -> AbstractBaseUser | None:
+def _user_from_session(cookie_header: str) -> User | None:
     cookies = SimpleCookie()
     try:
         cookies.load(cookie_header)
@@ -52,10 +52,10 @@ def _user_from_session(cookie_header: str) -> AbstractBaseUser | None:
     user = get_user(request)  # checks the session hash, so a changed password logs out
     if not user.is_authenticated or not user.is_active:
         return None
-    return user  # type: ignore[return-value]
+    return user
 
 
-def authenticate_socket(environ: dict[str, Any], auth: Any) -> AbstractBaseUser:
+def authenticate_socket(environ: dict[str, Any], auth: Any) -> User:
     """The user of a connecting socket, or ChatError with the contract's message.
 
     Sync: call through database_sync_to_async.

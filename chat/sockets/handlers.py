@@ -14,7 +14,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from channels.db import database_sync_to_async
-from django.contrib.auth.base_user import AbstractBaseUser
+from django.contrib.auth.models import User
 
 from chat import access, broadcast, selectors, services, typing_indicator
 from chat.errors import ChatError, ErrorCode
@@ -62,9 +62,10 @@ def chat_event(name: str) -> Callable[[Handler], Handler]:
     return decorator
 
 
-async def _user(sid: str) -> AbstractBaseUser:
+async def _user(sid: str) -> User:
     session = await sio.get_session(sid, namespace=CHAT_NAMESPACE)
-    return session["user"]  # type: ignore[no-any-return]
+    user: User = session["user"]
+    return user
 
 
 # --- connect / disconnect -------------------------------------------------------
@@ -100,7 +101,7 @@ async def disconnect(sid: str, *_reason: Any) -> None:
 
 
 @database_sync_to_async
-def _join(user: AbstractBaseUser, room_id: str, sid: str) -> str:
+def _join(user: User, room_id: str, sid: str) -> str:
     room = access.access_room_for_join(user, room_id)
     services.room_join(user=user, room=room, origin_sid=sid)
     return room.pk
@@ -131,7 +132,7 @@ async def room_join(sid: str, payload: Any) -> Ack:
 
 
 @database_sync_to_async
-def _leave(user: AbstractBaseUser, room_id: str, sid: str) -> str:
+def _leave(user: User, room_id: str, sid: str) -> str:
     room = access.access_room(user, room_id)
     services.room_leave(user=user, room=room, origin_sid=sid)
     return room.pk
@@ -150,7 +151,7 @@ async def room_leave(sid: str, payload: Any) -> Ack:
 
 
 @database_sync_to_async
-def _send(user: AbstractBaseUser, request: SendRequest) -> services.SendResult:
+def _send(user: User, request: SendRequest) -> services.SendResult:
     room = access.access_room_for_send(user, request.room_id)
     return services.message_send(
         sender=user, room=room, text=request.text, reply_to_id=request.reply_to, client_id=request.client_id
@@ -171,7 +172,7 @@ async def chat_message(sid: str, payload: Any) -> Ack:
 
 
 @database_sync_to_async
-def _check_can_type(user: AbstractBaseUser, room_id: str) -> None:
+def _check_can_type(user: User, room_id: str) -> None:
     access.access_room_for_send(user, room_id)
 
 
@@ -191,7 +192,7 @@ async def chat_typing(sid: str, payload: Any) -> Ack:
 
 
 @database_sync_to_async
-def _read(user: AbstractBaseUser, room_id: str, message_id: int, sid: str) -> None:
+def _read(user: User, room_id: str, message_id: int, sid: str) -> None:
     room = access.access_room(user, room_id)
     message = access.access_message(user, room, message_id)
     services.receipt_mark_read(user=user, room=room, message=message, origin_sid=sid)

@@ -14,9 +14,9 @@ import logging
 from collections.abc import AsyncIterator
 from typing import Any
 
+from channels.layers import get_channel_layer
 from socketio.async_manager import AsyncManager
 from socketio.async_pubsub_manager import AsyncPubSubManager
-from channels.layers import get_channel_layer
 
 logger = logging.getLogger(__name__)
 
@@ -25,7 +25,7 @@ logger = logging.getLogger(__name__)
 _AUDIENCE_METHODS = ("move_audience", "disconnect_audience")
 
 
-class ChannelLayerManager(AsyncPubSubManager):  # type: ignore[misc]
+class ChannelLayerManager(AsyncPubSubManager):
     name = "channels"
 
     def __init__(self, group: str = "socketio", logger: logging.Logger | None = None) -> None:
@@ -36,7 +36,7 @@ class ChannelLayerManager(AsyncPubSubManager):  # type: ignore[misc]
         layer = get_channel_layer()
         await layer.group_send(self.channel, {"type": "socketio.message", "data": data})
 
-    async def _listen(self) -> AsyncIterator[dict[str, Any]]:  # type: ignore[override]
+    async def _listen(self) -> AsyncIterator[dict[str, Any]]:
         # python-socketio stops listening for good when this generator ends, so
         # it never does: any failure is counted, logged, and the subscription
         # rebuilt with a capped backoff.
