@@ -32,6 +32,7 @@ from chat.schemas import (
 )
 from chat.sockets.auth import authenticate_socket
 from chat.sockets.server import CHAT_NAMESPACE, sio
+from presence import sockets as presence_sockets
 
 logger = logging.getLogger(__name__)
 
@@ -79,6 +80,7 @@ async def connect(sid: str, environ: dict[str, Any], auth: Any = None) -> None:
         raise ConnectionRefusedError(error.message) from None
     await sio.save_session(sid, {"user": user, "typing_in": set()}, namespace=CHAT_NAMESPACE)
     await sio.enter_room(sid, broadcast.user_audience(user.pk), namespace=CHAT_NAMESPACE)
+    await presence_sockets.socket_connected(sid=sid, user=user)
 
 
 @sio.on("disconnect", namespace=CHAT_NAMESPACE)
@@ -95,6 +97,10 @@ async def disconnect(sid: str, *_reason: Any) -> None:
             await typing_indicator.typing_stopped(user=user_ref(user), room_id=room_id, sid=sid)
         except Exception:
             logger.exception("clearing typing of user %s in %s on disconnect failed", user.pk, room_id)
+    try:
+        await presence_sockets.socket_disconnected(sid=sid, user=user)
+    except Exception:
+        logger.exception("presence cleanup for user %s (sid %s) failed", user.pk, sid)
 
 
 # --- rooms ----------------------------------------------------------------------
