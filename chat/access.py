@@ -47,10 +47,12 @@ def is_room_moderator(user: AnyUser, room: Room, membership: Membership | None =
 def access_room(user: AnyUser, room_id: str) -> Room:
     """A room the user may read: public rooms, or private/direct rooms they belong to."""
     room = _room(room_id)
-    if room.visibility != Room.Visibility.PUBLIC and membership_of(user, room) is None:
-        raise ChatError(ErrorCode.FORBIDDEN, "This room is private")
+    # The ban first: a ban also ends the membership, so a banned user of a
+    # private room would otherwise hear `forbidden`, not why.
     if is_banned(user, room):
         raise ChatError(ErrorCode.BANNED, "You are banned from this room")
+    if room.visibility != Room.Visibility.PUBLIC and membership_of(user, room) is None:
+        raise ChatError(ErrorCode.FORBIDDEN, "This room is private")
     return room
 
 
@@ -83,3 +85,35 @@ def access_message(user: AnyUser, room: Room, message_id: int) -> Message:
         return Message.objects.select_related("author", "reply_to__author").get(pk=message_id, room=room)
     except Message.DoesNotExist:
         raise ChatError(ErrorCode.NOT_FOUND, f"Message {message_id} does not exist in this room") from None
+
+
+def access_site_moderation(user: AnyUser) -> User:
+    """Site moderators are staff accounts."""
+    if not isinstance(user, User) or not user.is_staff:
+        raise ChatError(ErrorCode.FORBIDDEN, "Only site moderators may do this")
+    return user
+
+
+def access_user(username: str, *, field: str = "username", include_inactive: bool = False) -> User:
+    """The user a request names. Deactivated (site-banned) accounts are unknown
+    unless `include_inactive`: nobody starts a chat with them."""
+    users = User.objects.filter(username=username)
+    if not include_inactive:
+        users = users.filter(is_active=True)
+    user = users.first()
+    if user is None:
+        raise ChatError(ErrorCode.NOT_FOUND, f"User {username!r} does not exist", fields={field: ["unknown user"]})
+    return user
+
+
+def access_users(usernames: list[str], *, field: str = "members") -> list[User]:
+    """Every named active user, in one query; any unknown name is `invalid`."""
+    found = {u.username: u for u in User.objects.filter(username__in=set(usernames), is_active=True)}
+    missing = sorted(set(usernames) - found.keys())
+    if missing:
+        raise ChatError(
+            ErrorCode.INVALID,
+            f"Unknown users: {', '.join(missing)}",
+            fields={field: [f"unknown user {name!r}" for name in missing]},
+        )
+    return [found[name] for name in dict.fromkeys(usernames)]

@@ -6,10 +6,10 @@ from collections.abc import Iterable, Sequence
 from typing import TypedDict
 
 from django.contrib.auth.models import User
-from django.db.models import Count, F, IntegerField, OuterRef, Q, QuerySet, Subquery, Value
+from django.db.models import Count, Exists, F, IntegerField, OuterRef, Q, QuerySet, Subquery, Value
 from django.db.models.functions import Coalesce
 
-from chat.models import Membership, Message, ReadReceipt, Room
+from chat.models import Membership, Message, ReadReceipt, Room, RoomBan
 from chat.schemas import MessagePayload, message_payload
 
 
@@ -18,6 +18,7 @@ class RoomSummary(TypedDict):
     name: str
     topic: str
     visibility: str
+    isMember: bool
     unreadCount: int
     lastMessage: MessagePayload | None
 
@@ -27,14 +28,16 @@ def _messages() -> QuerySet[Message]:
 
 
 def rooms_visible_to(user: User) -> QuerySet[Room]:
-    """Public rooms plus the private and direct rooms the user belongs to."""
+    """Public rooms plus the private and direct rooms the user belongs to, less
+    the rooms the user is banned from (access_room refuses those)."""
     member_of = Membership.objects.filter(user=user).values("room_id")
-    return Room.objects.filter(Q(visibility=Room.Visibility.PUBLIC) | Q(pk__in=member_of))
+    banned_from = RoomBan.objects.filter(user=user).values("room_id")
+    return Room.objects.filter(Q(visibility=Room.Visibility.PUBLIC) | Q(pk__in=member_of)).exclude(pk__in=banned_from)
 
 
 def room_list_for_user(user: User) -> list[RoomSummary]:
-    """Every visible room with its unread count and last message: three queries
-    whatever the number of rooms."""
+    """Every visible room with membership, unread count and last message, in a
+    fixed number of queries whatever the number of rooms."""
     watermark = ReadReceipt.objects.filter(room=OuterRef("pk"), user=user).values("last_read_message_id")[:1]
     last_id = Message.objects.filter(room=OuterRef("pk")).order_by("-id").values("id")[:1]
     rooms = list(
@@ -42,6 +45,7 @@ def room_list_for_user(user: User) -> list[RoomSummary]:
         .annotate(
             watermark=Coalesce(Subquery(watermark, output_field=IntegerField()), Value(0)),
             last_message_id=Subquery(last_id),
+            is_member=Exists(Membership.objects.filter(room=OuterRef("pk"), user=user)),
         )
         .annotate(
             unread=Count(
@@ -65,7 +69,9 @@ def room_list_for_user(user: User) -> list[RoomSummary]:
                 "name": room.name,
                 "topic": room.topic,
                 "visibility": room.visibility,
-                "unreadCount": room.unread,
+                "isMember": room.is_member,
+                # A public room the user never joined has nothing "unread" for them.
+                "unreadCount": room.unread if room.is_member else 0,
                 "lastMessage": message_payload(last, read_by[last.pk]) if last else None,
             }
         )

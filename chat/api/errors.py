@@ -34,16 +34,23 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | Non
     code = _DRF_CODES.get(response.status_code, ErrorCode.INVALID)
     if isinstance(exc, exceptions.AuthenticationFailed | exceptions.NotAuthenticated):
         code = ErrorCode.INVALID_TOKEN if isinstance(exc, exceptions.AuthenticationFailed) else ErrorCode.AUTH_REQUIRED
-    if isinstance(exc, exceptions.ValidationError):
+    if isinstance(exc, exceptions.UnsupportedMediaType):
+        # protocol.md: bad input, non-JSON included, is a 400.
+        response.status_code = status.HTTP_400_BAD_REQUEST
+        response.data = {"error": "The body must be JSON (Content-Type: application/json)", "code": code.value}
+    elif isinstance(exc, exceptions.ValidationError):
         fields = exc.detail if isinstance(exc.detail, dict) else {"non_field_errors": exc.detail}
         first = next(iter(fields.items()), None)
-        message = (
-            f"{first[0]}: {first[1][0] if isinstance(first[1], list) and first[1] else first[1]}"
-            if first
-            else "Invalid input"
-        )
+        message = f"{first[0]}: {_first_message(first[1])}" if first else "Invalid input"
         response.data = {"error": message, "code": code.value, "fields": fields}
     else:
         detail = response.data.get("detail", "") if isinstance(response.data, dict) else response.data
         response.data = {"error": str(detail), "code": code.value}
     return response
+
+
+def _first_message(detail: Any) -> str:
+    """The first human message in a (possibly nested) DRF error detail."""
+    while isinstance(detail, list | dict) and detail:
+        detail = detail[0] if isinstance(detail, list) else next(iter(detail.values()))
+    return str(detail) if detail else "invalid"

@@ -1,0 +1,295 @@
+"""The moderators' admin. Users stay in Django's own user admin.
+
+What changes what clients see goes through the services, as on every other
+path: the soft-delete action, and adding a mute, room ban or site ban, so the
+change is broadcast live and has the same effects as over the API. Messages
+are never added or hard-deleted here: a hard delete leaves a hole in the
+room's `seq`, which clients read as a lost message.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django import forms
+from django.contrib import admin, messages
+from django.contrib.auth.models import User
+from django.core.exceptions import PermissionDenied
+from django.db.models import Count, QuerySet
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
+
+from chat import services
+from chat.errors import ChatError
+from chat.models import Membership, Message, ReadReceipt, Room, RoomBan, RoomMute, SiteBan
+
+# --- rooms --------------------------------------------------------------------
+
+
+class MembershipInline(admin.TabularInline):
+    """Roles are edited here and members removed; members are added through
+    MembershipAdmin. A user picker per row would cost a query per member, and
+    rooms like `general` have thousands."""
+
+    model = Membership
+    extra = 0
+    fields = ("user", "role", "joined_at")
+    readonly_fields = ("user", "joined_at")
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[Membership]:
+        return super().get_queryset(request).select_related("user")
+
+    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+
+@admin.register(Membership)
+class MembershipAdmin(admin.ModelAdmin):
+    list_display = ["user", "room", "role", "joined_at"]
+    list_select_related = ["user", "room"]
+    list_filter = ["role"]
+    search_fields = ["user__username", "room__id"]
+    raw_id_fields = ["user", "room"]
+
+
+class RoomMuteInline(admin.TabularInline):
+    """Shown, and removable (unmute); new mutes go through RoomMuteAdmin."""
+
+    model = RoomMute
+    fk_name = "room"
+    extra = 0
+    fields = readonly_fields = ("user", "until", "reason", "created_by", "created_at")
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[Any]:
+        return super().get_queryset(request).select_related("user", "created_by")
+
+    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+
+class RoomBanInline(admin.TabularInline):
+    """Shown, and removable (unban); new bans go through RoomBanAdmin."""
+
+    model = RoomBan
+    fk_name = "room"
+    extra = 0
+    fields = readonly_fields = ("user", "reason", "created_by", "created_at")
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[Any]:
+        return super().get_queryset(request).select_related("user", "created_by")
+
+    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+
+class RoomAdminForm(forms.ModelForm):
+    class Meta:
+        model = Room
+        fields = ["id", "name", "topic", "visibility", "created_by", "slow_mode_seconds"]
+
+    def clean_id(self) -> str:
+        room_id: str = self.cleaned_data["id"]
+        if services.room_id_is_reserved(room_id):
+            raise forms.ValidationError("This id is reserved for the 1:1 rooms and the API's routes.")
+        return room_id
+
+
+@admin.register(Room)
+class RoomAdmin(admin.ModelAdmin):
+    form = RoomAdminForm
+    list_display = ["id", "name", "visibility", "member_count", "last_seq", "created_by", "created_at"]
+    list_filter = ["visibility"]
+    search_fields = ["id", "name", "topic"]
+    list_select_related = ["created_by"]
+    raw_id_fields = ["created_by"]
+    readonly_fields = ["last_seq", "direct_key", "created_at"]
+    inlines = [MembershipInline, RoomMuteInline, RoomBanInline]
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[Room]:
+        return super().get_queryset(request).annotate(member_count=Count("memberships", distinct=True))
+
+    @admin.display(description="members", ordering="member_count")
+    def member_count(self, room: Room) -> int:
+        return int(getattr(room, "member_count", 0))
+
+    def save_model(self, request: HttpRequest, obj: Room, form: Any, change: bool) -> None:
+        if not change:
+            super().save_model(request, obj, form, change)
+        elif form.changed_data:
+            # Only what the form changed: a full save would write back the
+            # last_seq read when the form loaded, and a message sent meanwhile
+            # would leave the room's next seq colliding with a stored one.
+            obj.save(update_fields=form.changed_data)
+
+    def get_readonly_fields(self, request: HttpRequest, obj: Room | None = None) -> list[str]:
+        # The id is in every client's URLs and every message row: fixed once made.
+        fields = list(super().get_readonly_fields(request, obj))
+        return [*fields, "id"] if obj is not None else fields
+
+
+# --- messages -----------------------------------------------------------------
+
+
+@admin.register(Message)
+class MessageAdmin(admin.ModelAdmin):
+    list_display = ["id", "room", "seq", "author", "excerpt", "created_at", "edited_at", "deleted_at"]
+    list_filter = [
+        "room",
+        ("author", admin.RelatedOnlyFieldListFilter),
+        "created_at",
+        ("deleted_at", admin.EmptyFieldListFilter),
+    ]
+    list_select_related = ["room", "author"]
+    search_fields = ["text"]
+    date_hierarchy = "created_at"
+    ordering = ["-id"]
+    actions = ["soft_delete"]
+    fields = readonly_fields = (
+        "room",
+        "seq",
+        "author",
+        "text",
+        "reply_to",
+        "client_id",
+        "created_at",
+        "edited_at",
+        "deleted_at",
+    )
+    show_full_result_count = False  # COUNT(*) over every message on each page view
+
+    @admin.display(description="text")
+    def excerpt(self, message: Message) -> str:
+        if message.deleted_at is not None:
+            return "(deleted)"
+        return message.text if len(message.text) <= 80 else f"{message.text[:79]}…"
+
+    def get_actions(self, request: HttpRequest) -> dict[str, Any]:
+        actions = super().get_actions(request)
+        actions.pop("delete_selected", None)
+        return actions
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    @admin.action(description="Soft delete the selected messages (clients are told at once)", permissions=["change"])
+    def soft_delete(self, request: HttpRequest, queryset: QuerySet[Message]) -> None:
+        count = services.messages_soft_delete(messages=list(queryset))
+        self.message_user(request, f"{count} message(s) deleted.", messages.SUCCESS)
+
+
+@admin.register(ReadReceipt)
+class ReadReceiptAdmin(admin.ModelAdmin):
+    """Read-only: watermarks move only forward, and only by reading."""
+
+    list_display = ["user", "room", "last_read_message", "updated_at"]
+    list_select_related = ["user", "room", "last_read_message"]
+    list_filter = ["room"]
+    search_fields = ["user__username", "room__id"]
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+
+# --- moderation ---------------------------------------------------------------
+
+
+class _Refused(Exception):
+    """A service refused an admin's add; its message was shown to the user."""
+
+
+def _moderator(request: HttpRequest) -> User:
+    user = request.user
+    if not isinstance(user, User):  # the admin only lets staff in
+        raise PermissionDenied
+    return user
+
+
+class _ThroughServiceAdmin(admin.ModelAdmin):
+    """New records are made by the service (its checks, effects and broadcasts);
+    existing ones may only have their reason edited."""
+
+    raw_id_fields = ["user", "room"]
+    target_fields: list[str] = ["user", "room"]
+
+    def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> list[str]:
+        fixed = ["created_by", "created_at"]
+        return [*self.target_fields, *fixed] if obj is not None else fixed
+
+    def save_model(self, request: HttpRequest, obj: Any, form: Any, change: bool) -> None:
+        if change:
+            super().save_model(request, obj, form, change)
+            return
+        try:
+            made = self.create(request, obj)
+        except ChatError as error:
+            # The admin's own form checks ran already; this is a rule the service
+            # enforces (e.g. moderators cannot be banned). Nothing was written.
+            self.message_user(request, error.message, messages.ERROR)
+            raise _Refused from None
+        obj.pk = made.pk
+        obj._state.adding = False
+
+    def create(self, request: HttpRequest, obj: Any) -> Any:
+        raise NotImplementedError
+
+    def changeform_view(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+        # _Refused leaves the admin's transaction, so nothing it began is kept.
+        try:
+            return super().changeform_view(request, *args, **kwargs)
+        except _Refused:
+            return HttpResponseRedirect(request.path)
+
+
+@admin.register(RoomMute)
+class RoomMuteAdmin(_ThroughServiceAdmin):
+    list_display = ["user", "room", "until", "reason", "created_by", "created_at"]
+    list_select_related = ["user", "room", "created_by"]
+    list_filter = ["room"]
+    search_fields = ["user__username", "room__id"]
+    target_fields = ["user", "room", "until"]
+
+    def create(self, request: HttpRequest, obj: RoomMute) -> RoomMute:
+        return services.mute_create(
+            moderator=_moderator(request),
+            room=obj.room,
+            user=obj.user,
+            until=obj.until,
+            reason=obj.reason,
+        )
+
+
+@admin.register(RoomBan)
+class RoomBanAdmin(_ThroughServiceAdmin):
+    list_display = ["user", "room", "reason", "created_by", "created_at"]
+    list_select_related = ["user", "room", "created_by"]
+    list_filter = ["room"]
+    search_fields = ["user__username", "room__id"]
+
+    def create(self, request: HttpRequest, obj: RoomBan) -> RoomBan:
+        return services.ban_create(
+            moderator=_moderator(request),
+            room=obj.room,
+            user=obj.user,
+            reason=obj.reason,
+        )
+
+
+@admin.register(SiteBan)
+class SiteBanAdmin(_ThroughServiceAdmin):
+    list_display = ["user", "reason", "created_by", "created_at"]
+    list_select_related = ["user", "created_by"]
+    search_fields = ["user__username"]
+    raw_id_fields = ["user"]
+    target_fields = ["user"]
+
+    def create(self, request: HttpRequest, obj: SiteBan) -> SiteBan:
+        return services.site_ban_create(
+            moderator=_moderator(request),
+            user=obj.user,
+            reason=obj.reason,
+        )

@@ -1,0 +1,235 @@
+"""The moderators' admin: pages render, actions go through the services, and
+list pages cost the same number of queries however many rows they show."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+from django.urls import reverse
+from django.utils import timezone
+
+from chat.models import Membership, Message, ReadReceipt, Room, RoomBan, RoomMute, SiteBan
+from tests.chat.services.conftest import _fast_password_hashing, broadcasts
+from tests.factories import RoomFactory, UserFactory, add_member, post
+
+__all__ = ["_fast_password_hashing", "broadcasts"]
+
+pytestmark = pytest.mark.django_db
+
+MODELS = [Room, Membership, Message, ReadReceipt, RoomMute, RoomBan, SiteBan]
+
+
+def changelist(model):
+    return reverse(f"admin:chat_{model._meta.model_name}_changelist")
+
+
+def populate(rows):
+    """`rows` rooms, each with a member, a message, a receipt, a mute and a ban."""
+    owner = UserFactory()
+    for n in range(rows):
+        room = RoomFactory(id=f"adm-{n:03d}", created_by=owner)
+        member, muted, banned = UserFactory(), UserFactory(), UserFactory()
+        add_member(room, member)
+        message = post(room, member, f"message {n}")
+        post(room, member, f"reply {n}", reply_to=message)
+        ReadReceipt.objects.create(user=owner, room=room, last_read_message=message)
+        RoomMute.objects.create(room=room, user=muted, until=timezone.now() + timedelta(hours=1), created_by=owner)
+        RoomBan.objects.create(room=room, user=banned, created_by=owner)
+        SiteBan.objects.create(user=UserFactory(is_active=False), created_by=owner)
+
+
+@pytest.mark.parametrize("model", MODELS, ids=lambda m: m.__name__)
+def test_changelists_render_for_a_superuser(admin_client, model):
+    populate(2)
+    answer = admin_client.get(changelist(model))
+    assert answer.status_code == 200
+    assert answer.context["cl"].result_count == model.objects.count()
+
+
+@pytest.mark.parametrize("model", MODELS, ids=lambda m: m.__name__)
+def test_changelists_do_not_query_per_row(admin_client, model):
+    # given a few rows, count the queries of the page
+    populate(2)
+    admin_client.get(changelist(model))  # warm the caches (content types, permissions)
+    with CaptureQueriesContext(connection) as few:
+        assert admin_client.get(changelist(model)).status_code == 200
+
+    # then twelve times the rows cost no more queries
+    populate_more = 22
+    for n in range(2, populate_more):
+        _more(n)
+    with CaptureQueriesContext(connection) as many:
+        answer = admin_client.get(changelist(model))
+    assert answer.context["cl"].result_count >= 10
+    assert len(many) == len(few), [q["sql"] for q in many.captured_queries]
+
+
+def _more(n):
+    owner = UserFactory()
+    room = RoomFactory(id=f"more-{n:03d}", created_by=owner)
+    member = UserFactory()
+    add_member(room, member)
+    message = post(room, member, f"more {n}")
+    post(room, member, f"more reply {n}", reply_to=message)
+    ReadReceipt.objects.create(user=owner, room=room, last_read_message=message)
+    RoomMute.objects.create(room=room, user=member, until=timezone.now() + timedelta(hours=1), created_by=owner)
+    RoomBan.objects.create(room=room, user=UserFactory(), created_by=owner)
+    SiteBan.objects.create(user=UserFactory(is_active=False), created_by=owner)
+
+
+def test_message_changelist_stays_within_a_small_query_budget(admin_client, django_assert_max_num_queries):
+    populate(30)
+    # session, user, the page, the room and author filters, the date hierarchy
+    with django_assert_max_num_queries(12):
+        assert admin_client.get(changelist(Message)).status_code == 200
+
+
+def test_room_change_page_shows_memberships_mutes_and_bans_in_constant_queries(admin_client):
+    room = RoomFactory(id="busy")
+    add_member(room, UserFactory(username="first-member"))
+    url = reverse("admin:chat_room_change", args=["busy"])
+    admin_client.get(url)  # warm the caches (content types, permissions)
+    with CaptureQueriesContext(connection) as few:
+        answer = admin_client.get(url)
+    assert answer.status_code == 200
+    assert "first-member" in answer.content.decode()
+
+    for _ in range(20):
+        add_member(room, UserFactory())
+    RoomBan.objects.create(room=room, user=UserFactory(username="the-banned"))
+    RoomMute.objects.create(
+        room=room, user=UserFactory(username="the-muted"), until=timezone.now() + timedelta(hours=1)
+    )
+    with CaptureQueriesContext(connection) as many:
+        answer = admin_client.get(url)
+    html = answer.content.decode()
+    assert "the-banned" in html
+    assert "the-muted" in html
+    assert len(many) == len(few), [q["sql"] for q in many.captured_queries]
+
+
+@pytest.mark.parametrize("model", [Room, Membership, RoomMute, RoomBan, SiteBan], ids=lambda m: m.__name__)
+def test_add_pages_render(admin_client, model):
+    assert admin_client.get(reverse(f"admin:chat_{model._meta.model_name}_add")).status_code == 200
+
+
+def test_messages_cannot_be_added_or_bulk_hard_deleted(admin_client):
+    room, user = RoomFactory(), UserFactory()
+    message = post(room, user, "keep the seq whole")
+    assert admin_client.get(reverse("admin:chat_message_add")).status_code == 403
+    answer = admin_client.get(changelist(Message))
+    assert "delete_selected" not in answer.content.decode()
+    assert "soft_delete" in answer.content.decode()
+    assert admin_client.get(reverse("admin:chat_message_change", args=[message.pk])).status_code == 200
+
+
+def test_soft_delete_action_goes_through_the_service_and_is_broadcast(
+    admin_client, broadcasts, django_capture_on_commit_callbacks
+):
+    room, user = RoomFactory(id="live"), UserFactory()
+    doomed = [post(room, user, "spam 1"), post(room, user, "spam 2")]
+    kept = post(room, user, "fine")
+
+    with django_capture_on_commit_callbacks(execute=True):
+        answer = admin_client.post(
+            changelist(Message),
+            {"action": "soft_delete", "_selected_action": [m.pk for m in doomed]},
+            follow=True,
+        )
+
+    assert answer.status_code == 200
+    assert "2 message(s) deleted" in answer.content.decode()
+    assert Message.objects.filter(deleted_at__isnull=False).count() == 2
+    assert Message.objects.count() == 3  # soft: rows stay
+    kept.refresh_from_db()
+    assert kept.deleted_at is None
+    assert sorted(s.data["messageId"] for s in broadcasts.of("chat:message-deleted")) == sorted(
+        str(m.pk) for m in doomed
+    )
+
+
+def test_read_receipts_are_read_only(admin_client):
+    room, user = RoomFactory(), UserFactory()
+    message = post(room, user)
+    receipt = ReadReceipt.objects.create(user=user, room=room, last_read_message=message)
+    url = reverse("admin:chat_readreceipt_change", args=[receipt.pk])
+    assert admin_client.get(url).status_code == 200
+    assert admin_client.post(url, {"last_read_message": ""}).status_code == 403
+    assert admin_client.get(reverse("admin:chat_readreceipt_add")).status_code == 403
+    receipt.refresh_from_db()
+    assert receipt.last_read_message_id == message.pk
+
+
+def test_a_ban_added_in_the_admin_removes_the_member_live(
+    admin_client, admin_user, broadcasts, django_capture_on_commit_callbacks
+):
+    room, user = RoomFactory(id="banroom"), UserFactory()
+    add_member(room, user)
+    with django_capture_on_commit_callbacks(execute=True):
+        answer = admin_client.post(
+            reverse("admin:chat_roomban_add"), {"room": "banroom", "user": user.pk, "reason": "abuse"}, follow=True
+        )
+    assert answer.status_code == 200
+    ban = RoomBan.objects.get(room=room, user=user)
+    assert (ban.reason, ban.created_by) == ("abuse", admin_user)
+    assert not Membership.objects.filter(room=room, user=user).exists()
+    assert [s.to for s in broadcasts.of("room:banned")] == [f"user:{user.pk}"]
+
+
+def test_a_ban_the_service_refuses_writes_nothing_and_says_why(admin_client):
+    room, moderator = RoomFactory(id="modroom"), UserFactory()
+    add_member(room, moderator, Membership.Role.MODERATOR)
+    answer = admin_client.post(
+        reverse("admin:chat_roomban_add"), {"room": "modroom", "user": moderator.pk, "reason": ""}, follow=True
+    )
+    assert answer.status_code == 200
+    assert "cannot be muted or banned" in answer.content.decode()
+    assert not RoomBan.objects.exists()
+    assert Membership.objects.filter(room=room, user=moderator).exists()
+
+
+def test_a_site_ban_added_in_the_admin_deactivates_the_user(
+    admin_client, broadcasts, django_capture_on_commit_callbacks
+):
+    user = UserFactory()
+    with django_capture_on_commit_callbacks(execute=True):
+        admin_client.post(reverse("admin:chat_siteban_add"), {"user": user.pk, "reason": "spam"}, follow=True)
+    user.refresh_from_db()
+    assert not user.is_active
+    assert SiteBan.objects.filter(user=user).count() == 1
+    assert [s.to for s in broadcasts.of("sockets:closed")] == [f"user:{user.pk}"]
+
+
+def test_room_change_does_not_write_back_a_stale_seq_counter(admin_client):
+    # given a room whose counter moved after the admin's form was built
+    room = RoomFactory(id="counter")
+    url = reverse("admin:chat_room_change", args=["counter"])
+    form = admin_client.get(url).context["adminform"].form
+    post(room, UserFactory())
+    data = {name: form.initial.get(name) or "" for name in form.fields}
+    data.update({"name": "Renamed", "visibility": "public", "slow_mode_seconds": 0})
+    for prefix in ("memberships", "mutes", "bans"):
+        data.update({f"{prefix}-TOTAL_FORMS": 0, f"{prefix}-INITIAL_FORMS": 0})
+
+    answer = admin_client.post(url, data)
+
+    assert answer.status_code == 302, answer.context["adminform"].form.errors if answer.context else answer
+    room.refresh_from_db()
+    assert (room.name, room.last_seq) == ("Renamed", 1)
+
+
+def test_rooms_added_in_the_admin_cannot_take_reserved_ids(admin_client):
+    data = {"id": "dm-1-2", "name": "Sneaky", "topic": "", "visibility": "public", "slow_mode_seconds": 0}
+    for prefix in ("memberships", "mutes", "bans"):
+        data.update({f"{prefix}-TOTAL_FORMS": 0, f"{prefix}-INITIAL_FORMS": 0})
+    answer = admin_client.post(reverse("admin:chat_room_add"), data)
+    assert answer.status_code == 200
+    assert "reserved" in str(answer.context["adminform"].form.errors["id"])
+    assert not Room.objects.filter(pk="dm-1-2").exists()
+
+    data["id"] = "fine"
+    assert admin_client.post(reverse("admin:chat_room_add"), data).status_code == 302
+    assert Room.objects.get(pk="fine").name == "Sneaky"
