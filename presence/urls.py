@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
-from django.urls import URLPattern
+from django.urls import URLPattern, path
 
-urlpatterns: list[URLPattern] = []
+from presence.api import PresenceListView, PresenceMetricsView
+
+urlpatterns: list[URLPattern] = [
+    path("", PresenceListView.as_view(), name="presence-list"),
+    path("metrics/", PresenceMetricsView.as_view(), name="presence-metrics"),
+]

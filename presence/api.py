@@ -1,0 +1,41 @@
+"""REST reads of presence: `GET /api/presence/` (and a staff-only cost counter)."""
+
+from __future__ import annotations
+
+from drf_spectacular.utils import extend_schema, inline_serializer
+from rest_framework import serializers
+from rest_framework.permissions import IsAdminUser
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from presence import metrics, selectors
+
+_PresenceRows = inline_serializer(
+    "PresenceRow",
+    {
+        "userId": serializers.CharField(),
+        "username": serializers.CharField(),
+        "status": serializers.ChoiceField(choices=["online", "away", "offline"]),
+        "lastSeen": serializers.DateTimeField(allow_null=True, help_text="When the user last went offline."),
+    },
+    many=True,
+)
+
+
+class PresenceListView(APIView):
+    """Every user who shares a room with the caller, with status and last seen."""
+
+    @extend_schema(responses=_PresenceRows)
+    def get(self, request: Request) -> Response:
+        return Response(selectors.presence_list_for_user(user=request.user))  # type: ignore[arg-type]
+
+
+class PresenceMetricsView(APIView):
+    """This process's presence cost counters (presence/metrics.py), for the bench."""
+
+    permission_classes = [IsAdminUser]
+
+    @extend_schema(responses=inline_serializer("PresenceMetrics", {"counters": serializers.DictField()}))
+    def get(self, request: Request) -> Response:
+        return Response({"counters": metrics.snapshot()})
