@@ -11,7 +11,10 @@ every socket of one user.
 
 from __future__ import annotations
 
+import asyncio
+import functools
 import logging
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from asgiref.sync import async_to_sync
@@ -36,13 +39,61 @@ async def emit(event: str, data: Any, *, to: str, skip_sid: str | None = None) -
     await sio.emit(event, data, to=to, namespace=CHAT_NAMESPACE, skip_sid=skip_sid)
 
 
-def _emit_from_sync(event: str, data: Any, *, to: str, skip_sid: str | None = None) -> None:
+# --- From sync code -------------------------------------------------------------
+#
+# Services broadcast from `on_commit`, on the ORM thread. In a server process
+# the fan-out is handed to the server's event loop and the thread goes back to
+# the next database call at once: waiting for the emit (local sockets plus a
+# Redis publish) held the one thread-sensitive ORM thread of the process for a
+# sizeable part of every send. One FIFO on the loop runs the handed-over steps
+# one at a time, so they reach sockets and Redis in the order the commits made
+# them (seq order within a room). Elsewhere (a process with no socket yet, a
+# management command, a test) the step runs through async_to_sync.
+
+_fifo: asyncio.Queue[tuple[str, Callable[[], Awaitable[None]]]] | None = None
+_fifo_task: asyncio.Task[None] | None = None
+
+
+def _run_from_sync(what: str, step: Callable[[], Awaitable[None]]) -> None:
     # A broadcast that fails must not undo or fail the committed write that
     # caused it: clients see the gap through `seq` and fetch what they missed.
+    loop = getattr(sio.manager, "loop", None)
+    if loop is not None and loop.is_running() and not _running_on(loop):
+        loop.call_soon_threadsafe(_enqueue, what, step)
+        return
     try:
-        async_to_sync(emit)(event, data, to=to, skip_sid=skip_sid)
+        async_to_sync(step)()
     except Exception:
-        logger.exception("broadcast of %s to %s failed", event, to)
+        logger.exception("broadcast of %s failed", what)
+
+
+def _running_on(loop: asyncio.AbstractEventLoop) -> bool:
+    try:
+        return asyncio.get_running_loop() is loop
+    except RuntimeError:
+        return False
+
+
+def _enqueue(what: str, step: Callable[[], Awaitable[None]]) -> None:
+    """On the server loop: queue a step behind the earlier ones."""
+    global _fifo, _fifo_task
+    if _fifo is None or _fifo_task is None or _fifo_task.done():
+        _fifo = asyncio.Queue()
+        _fifo_task = asyncio.get_running_loop().create_task(_drain(_fifo))
+    _fifo.put_nowait((what, step))
+
+
+async def _drain(fifo: asyncio.Queue[tuple[str, Callable[[], Awaitable[None]]]]) -> None:
+    while True:
+        what, step = await fifo.get()
+        try:
+            await step()
+        except Exception:
+            logger.exception("broadcast of %s failed", what)
+
+
+def _emit_from_sync(event: str, data: Any, *, to: str, skip_sid: str | None = None) -> None:
+    _run_from_sync(f"{event} to {to}", functools.partial(emit, event, data, to=to, skip_sid=skip_sid))
 
 
 # --- Messages -----------------------------------------------------------------
@@ -95,17 +146,19 @@ def room_updated(room: Room) -> None:
 
 def user_banned_from_room(*, user: User, room_id: str) -> None:
     """Take every socket of the user out of the room, on every process, then tell the room."""
-    try:
-        async_to_sync(sio.manager.move_audience)(user_audience(user.pk), CHAT_NAMESPACE, leave=room_audience(room_id))
-    except Exception:
-        logger.exception("removing user %s from room %s failed", user.pk, room_id)
+    _run_from_sync(
+        f"removal of user {user.pk} from room {room_id}",
+        functools.partial(
+            sio.manager.move_audience, user_audience(user.pk), CHAT_NAMESPACE, leave=room_audience(room_id)
+        ),
+    )
     _emit_from_sync("room:banned", {"roomId": room_id}, to=user_audience(user.pk))
     _emit_from_sync("room:user-left", {**user_ref(user), "roomId": room_id}, to=room_audience(room_id))
 
 
 def user_sockets_closed(*, user_id: int) -> None:
     """Disconnect every socket of the user on every process (site ban)."""
-    try:
-        async_to_sync(sio.manager.disconnect_audience)(user_audience(user_id), CHAT_NAMESPACE)
-    except Exception:
-        logger.exception("closing the sockets of user %s failed", user_id)
+    _run_from_sync(
+        f"closing the sockets of user {user_id}",
+        functools.partial(sio.manager.disconnect_audience, user_audience(user_id), CHAT_NAMESPACE),
+    )

@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import logging
 import time
 import uuid
 from dataclasses import dataclass
 
 from django.conf import settings
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from chatsite.redis import key, sync_redis
+
+logger = logging.getLogger(__name__)
 
 # One round trip, atomic: drop entries older than the window, count, and admit
 # (recording the attempt) only while under the limit. Redis's own clock keeps
@@ -40,5 +45,14 @@ def rate_limit_hit(*, user_id: int, bucket: str = "messages") -> RateDecision:
     window_ms = settings.CHAT_RATE_LIMIT_WINDOW * 1000
     limit = settings.CHAT_RATE_LIMIT_MESSAGES
     member = f"{time.time_ns()}-{uuid.uuid4().hex[:8]}"
-    allowed, retry_ms = sync_redis().eval(_SLIDING_WINDOW, 1, key("rate", bucket, user_id), window_ms, limit, member)
+    try:
+        allowed, retry_ms = sync_redis().eval(
+            _SLIDING_WINDOW, 1, key("rate", bucket, user_id), window_ms, limit, member
+        )
+    except (RedisConnectionError, RedisTimeoutError):
+        # Fail open: while Redis is unreachable (a restart takes seconds) the
+        # chat keeps accepting messages, which PostgreSQL stores durably; only
+        # the flood protection lapses, and the outage is in the log.
+        logger.warning("rate limit unavailable (Redis unreachable): admitting user %s", user_id, exc_info=True)
+        return RateDecision(allowed=True, retry_after_seconds=0)
     return RateDecision(allowed=bool(allowed), retry_after_seconds=max(0, int(retry_ms)) / 1000)

@@ -67,10 +67,24 @@ def _invalid(message: str) -> ChatError:
     return ChatError(ErrorCode.INVALID, message)
 
 
+def _storable(value: str) -> bool:
+    """PostgreSQL text holds neither NUL nor lone UTF-16 surrogates (which JSON
+    can carry as "\\ud800"); refused here, they would fail the INSERT."""
+    if "\x00" in value:
+        return False
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
 def clean_text(value: Any, *, required: bool = True) -> str:
     """Trimmed message text of 1..5000 characters."""
     if not isinstance(value, str):
         raise _invalid("text must be a string")
+    if not _storable(value):
+        raise _invalid("text contains characters that cannot be stored")
     text = value.strip()
     if required and not text:
         raise _invalid("text must not be empty")
@@ -103,7 +117,7 @@ def parse_message_id(value: Any, field: str = "messageId") -> int:
 def parse_client_id(value: Any) -> str | None:
     if value is None:
         return None
-    if not isinstance(value, str) or not 1 <= len(value) <= MAX_CLIENT_ID_LENGTH:
+    if not isinstance(value, str) or not 1 <= len(value) <= MAX_CLIENT_ID_LENGTH or not _storable(value):
         raise _invalid(f"clientId must be a string of 1..{MAX_CLIENT_ID_LENGTH} characters")
     return value
 

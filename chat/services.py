@@ -11,6 +11,7 @@ from django.conf import settings
 from django.contrib.auth.models import User
 from django.db import IntegrityError, transaction
 from django.utils import timezone
+from django.utils.text import slugify
 
 from chat import broadcast
 from chat.access import is_room_moderator, membership_of
@@ -22,35 +23,84 @@ from chat.selectors import message_get_by_client_id
 # --- Rooms --------------------------------------------------------------------
 
 
+# Ids the REST routes or the direct rooms need for themselves:
+# `/api/rooms/direct/` is a route, and `dm-<id>-<id>` is how 1:1 rooms are named.
+RESERVED_ROOM_IDS = frozenset({"direct"})
+DIRECT_ROOM_PREFIX = "dm-"
+
+
+def room_id_is_reserved(room_id: str) -> bool:
+    return room_id in RESERVED_ROOM_IDS or room_id.startswith(DIRECT_ROOM_PREFIX)
+
+
+def _room_id_from_name(name: str) -> str:
+    """A free, valid room id derived from a room name (`Team Chat` -> `team-chat`,
+    then `team-chat-2`, ...). The caller still relies on the primary key to
+    settle a race for the same id."""
+    base = slugify(name)[:56].strip("-_") or "room"
+    if room_id_is_reserved(base):
+        base = f"room-{base}"[:56].strip("-_")
+    taken = set(Room.objects.filter(pk__startswith=base).values_list("pk", flat=True))
+    candidate, n = base, 1
+    while candidate in taken:
+        n += 1
+        candidate = f"{base}-{n}"
+    return candidate
+
+
 def room_create(
     *,
     creator: User,
-    room_id: str,
+    room_id: str | None,
     name: str,
     visibility: str = Room.Visibility.PUBLIC,
     topic: str = "",
     members: list[User] | None = None,
 ) -> Room:
-    """Create a public or private room; the creator becomes its owner."""
-    with transaction.atomic():
+    """Create a public or private room; the creator becomes its owner.
+
+    `room_id` None derives a free id from the name. An explicit id that is
+    taken, or reserved (see RESERVED_ROOM_IDS), is `invalid`.
+    """
+    if room_id is not None:
+        if room_id_is_reserved(room_id):
+            raise ChatError(ErrorCode.INVALID, f"The room id {room_id!r} is reserved", fields={"id": ["reserved"]})
         if Room.objects.filter(pk=room_id).exists():
-            raise ChatError(ErrorCode.INVALID, f"A room with id {room_id!r} already exists", fields={"id": ["taken"]})
-        room = Room.objects.create(id=room_id, name=name, topic=topic, visibility=visibility, created_by=creator)
-        Membership.objects.create(user=creator, room=room, role=Membership.Role.OWNER)
-        others = [u for u in members or [] if u.pk != creator.pk]
-        Membership.objects.bulk_create([Membership(user=u, room=room) for u in others])
-    return room
+            raise _room_id_taken(room_id)
+    attempts = 3
+    for attempt in range(attempts):
+        new_id = room_id if room_id is not None else _room_id_from_name(name)
+        try:
+            with transaction.atomic():
+                room = Room.objects.create(id=new_id, name=name, topic=topic, visibility=visibility, created_by=creator)
+                Membership.objects.create(user=creator, room=room, role=Membership.Role.OWNER)
+                others = {u.pk: u for u in members or [] if u.pk != creator.pk}
+                Membership.objects.bulk_create([Membership(user=u, room=room) for u in others.values()])
+        except IntegrityError:
+            # Another request took the id between the check and the insert; a
+            # derived id is derived again, an explicit one is taken.
+            if room_id is not None or attempt == attempts - 1:
+                raise _room_id_taken(new_id) from None
+            continue
+        return room
+    raise AssertionError("unreachable")
+
+
+def _room_id_taken(room_id: str) -> ChatError:
+    return ChatError(ErrorCode.INVALID, f"A room with id {room_id!r} already exists", fields={"id": ["taken"]})
 
 
 def _direct_room_id(a: User, b: User) -> tuple[str, str]:
     low, high = sorted([int(a.pk), int(b.pk)])
-    return f"dm-{low}-{high}", f"{low}:{high}"
+    return f"{DIRECT_ROOM_PREFIX}{low}-{high}", f"{low}:{high}"
 
 
 def room_get_or_create_direct(*, user: User, other: User) -> tuple[Room, bool]:
     """The one 1:1 room of two users: created once, then always the same."""
     if user.pk == other.pk:
-        raise ChatError(ErrorCode.INVALID, "A direct room needs another user", fields={"username": ["is you"]})
+        raise ChatError(
+            ErrorCode.INVALID, "A direct room needs another user", fields={"username": ["cannot be yourself"]}
+        )
     room_id, direct_key = _direct_room_id(user, other)
     existing = Room.objects.filter(direct_key=direct_key).first()
     if existing is not None:
@@ -260,14 +310,31 @@ def receipt_mark_read(*, user: User, room: Room, message: Message, origin_sid: s
 # --- Moderation ---------------------------------------------------------------
 
 
+def _check_moderation_target(*, room: Room, user: User) -> None:
+    # Moderators cannot silence each other or the owner: a moderator's power
+    # ends where another moderator's begins (owners change roles in the admin).
+    if is_room_moderator(user, room):
+        raise ChatError(
+            ErrorCode.FORBIDDEN,
+            "Owners, moderators and site staff cannot be muted or banned in a room",
+            fields={"username": ["moderates this room"]},
+        )
+
+
 def mute_create(*, moderator: User, room: Room, user: User, until: datetime, reason: str = "") -> RoomMute:
+    """Precondition: `moderator` moderates `room` (access.access_room_for_moderation)."""
+    _check_moderation_target(room=room, user=user)
     if until <= timezone.now():
         raise ChatError(ErrorCode.INVALID, "until must be in the future", fields={"until": ["must be in the future"]})
     return RoomMute.objects.create(room=room, user=user, until=until, reason=reason, created_by=moderator)
 
 
 def ban_create(*, moderator: User, room: Room, user: User, reason: str = "") -> RoomBan:
-    """Remove the user from the room at once, on every process; they cannot rejoin."""
+    """Remove the user from the room at once, on every process; they cannot rejoin.
+
+    Precondition: `moderator` moderates `room` (access.access_room_for_moderation).
+    """
+    _check_moderation_target(room=room, user=user)
     with transaction.atomic():
         ban, _ = RoomBan.objects.get_or_create(
             room=room, user=user, defaults={"reason": reason, "created_by": moderator}
@@ -279,7 +346,17 @@ def ban_create(*, moderator: User, room: Room, user: User, reason: str = "") -> 
 
 def site_ban_create(*, moderator: User, user: User, reason: str = "") -> SiteBan:
     """Deactivate the account: tokens and sessions stop working, and every socket
-    of the user on every process is closed."""
+    of the user on every process is closed.
+
+    Precondition: `moderator` is site staff. Staff accounts are not banned
+    here: that is a superuser's decision, in the admin.
+    """
+    if user.pk == moderator.pk:
+        raise ChatError(ErrorCode.INVALID, "You cannot ban yourself", fields={"username": ["cannot be yourself"]})
+    if user.is_staff or user.is_superuser:
+        raise ChatError(
+            ErrorCode.FORBIDDEN, "Staff accounts cannot be banned through the API", fields={"username": ["is staff"]}
+        )
     with transaction.atomic():
         ban = SiteBan.objects.create(user=user, reason=reason, created_by=moderator)
         User.objects.filter(pk=user.pk).update(is_active=False)

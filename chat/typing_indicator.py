@@ -9,6 +9,7 @@ stale indicator; a later refresh replaces the key's token, which disarms it.
 from __future__ import annotations
 
 import asyncio
+import logging
 import uuid
 
 from django.conf import settings
@@ -17,6 +18,9 @@ from chat import broadcast
 from chat.schemas import UserRef
 from chatsite.redis import async_redis, key
 
+logger = logging.getLogger(__name__)
+
+# Strong references: the event loop keeps only weak ones to running tasks.
 _timers: set[asyncio.Task[None]] = set()
 
 
@@ -43,7 +47,13 @@ async def typing_started(*, user: UserRef, room_id: str, sid: str) -> None:
         await _announce(user, room_id, True, skip_sid=sid)
     task = asyncio.create_task(_expire_later(user=user, room_id=room_id, token=token, delay=timeout))
     _timers.add(task)
-    task.add_done_callback(_timers.discard)
+    task.add_done_callback(_timer_done)
+
+
+def _timer_done(task: asyncio.Task[None]) -> None:
+    _timers.discard(task)
+    if not task.cancelled() and task.exception() is not None:
+        logger.error("clearing a stale typing indicator failed", exc_info=task.exception())
 
 
 async def typing_stopped(*, user: UserRef, room_id: str, sid: str | None = None) -> None:
@@ -53,7 +63,7 @@ async def typing_stopped(*, user: UserRef, room_id: str, sid: str | None = None)
 
 
 # Compare-and-delete, so a timer never clears an indicator a newer refresh set.
-_DELETE_IF_TOKEN = """  # noqa: S105 (a Lua script, not a password)
+_DELETE_IF_TOKEN = """
 if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
 return 0
 """

@@ -7,16 +7,27 @@ from __future__ import annotations
 import asyncio
 import functools
 import weakref
+from typing import Any
 
 import fakeredis
 import redis
 import redis.asyncio as aioredis
 from django.conf import settings
+from redis.asyncio.retry import Retry as AsyncRetry
+from redis.backoff import NoBackoff
+from redis.retry import Retry
+
+# Timeouts, so a Redis that hangs (rather than refuses) fails a command in
+# seconds instead of holding the ORM thread (the rate limit) or a handler for
+# good; one immediate retry, which is what a pooled connection that died with
+# a Redis restart needs (redis-py's default, three retries with backoff, would
+# stall a hung call for 20 s). The health check pings a connection idle for
+# 30 s before reusing it.
+_CLIENT_OPTIONS: dict[str, Any] = {"health_check_interval": 30, "socket_connect_timeout": 2, "socket_timeout": 2}
 
 
 @functools.cache
 def _fake_server() -> fakeredis.FakeServer:
-
     return fakeredis.FakeServer()
 
 
@@ -24,7 +35,7 @@ def _fake_server() -> fakeredis.FakeServer:
 def sync_redis() -> redis.Redis:
     """A thread-safe client for sync code (services run in worker threads)."""
     if settings.REDIS_URL:
-        return redis.Redis.from_url(settings.REDIS_URL, health_check_interval=30)
+        return redis.Redis.from_url(settings.REDIS_URL, retry=Retry(NoBackoff(), 1), **_CLIENT_OPTIONS)
 
     return fakeredis.FakeRedis(server=_fake_server())
 
@@ -39,7 +50,7 @@ def async_redis() -> aioredis.Redis:
     client = _async_clients.get(loop)
     if client is None:
         if settings.REDIS_URL:
-            client = aioredis.Redis.from_url(settings.REDIS_URL, health_check_interval=30)
+            client = aioredis.Redis.from_url(settings.REDIS_URL, retry=AsyncRetry(NoBackoff(), 1), **_CLIENT_OPTIONS)
         else:
             import fakeredis
 

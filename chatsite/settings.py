@@ -41,6 +41,7 @@ INSTALLED_APPS = [
     "rest_framework",
     "rest_framework_simplejwt",
     "drf_spectacular",
+    "drf_spectacular_sidecar",  # Swagger UI and Redoc served locally, not from a CDN
     "chat",
     "presence",
 ]
@@ -88,10 +89,23 @@ if _database["ENGINE"] == "django.db.backends.sqlite3":
     # A file, not :memory:, so a test server process sees the test database.
     _database["TEST"] = {"NAME": str(BASE_DIR / "test-db.sqlite3")}
 elif _database["ENGINE"] == "django.db.backends.postgresql":
-    # Connections are opened per request/event and closed after (CONN_MAX_AGE 0):
-    # a long-lived socket process then never holds a connection that died with a
-    # PostgreSQL restart.
+    # psycopg's pool, not a connection per socket event: database_sync_to_async
+    # closes the connection before and after every call (CONN_MAX_AGE must stay
+    # 0 with a pool), and with a pool "close" returns it for the next call
+    # instead of paying a new PostgreSQL connection (a few ms) per event.
+    # CONN_HEALTH_CHECKS makes the pool check a connection on checkout, so one
+    # that died with a PostgreSQL restart is replaced, never handed to a query.
+    _database["CONN_HEALTH_CHECKS"] = True
     _database.setdefault("OPTIONS", {})
+    _database["OPTIONS"]["pool"] = {
+        # Thread-sensitive ORM calls of a process share one thread, so one or
+        # two connections are busy at a time; the rest absorbs sync views and
+        # thread_sensitive=False calls.
+        "min_size": env_int("DATABASE_POOL_MIN", 2, minimum=0),
+        "max_size": env_int("DATABASE_POOL_MAX", 10, minimum=1),
+        "timeout": 10,  # seconds a caller waits for a free connection
+        "max_idle": 300,
+    }
 DATABASES = {"default": _database}
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
@@ -118,6 +132,16 @@ CHAT_RATE_LIMIT_WINDOW = env_int("CHAT_RATE_LIMIT_WINDOW", 10, minimum=1)
 CHAT_EDIT_WINDOW_SECONDS = env_int("CHAT_EDIT_WINDOW_SECONDS", 15 * 60, minimum=0)
 CHAT_TYPING_TIMEOUT_SECONDS = 5
 PRESENCE_GRACE_SECONDS = env_int("PRESENCE_GRACE_SECONDS", 5, minimum=0)
+# Each process renews a lease on its sockets every HEARTBEAT seconds; a lease
+# lasts EXPIRY seconds. The sockets of a process that dies without cleaning up
+# go offline within EXPIRY + HEARTBEAT (20 s by default; the promise is 30 s).
+PRESENCE_HEARTBEAT_SECONDS = env_int("PRESENCE_HEARTBEAT_SECONDS", 5, minimum=1)
+PRESENCE_EXPIRY_SECONDS = env_int("PRESENCE_EXPIRY_SECONDS", 15, minimum=2)
+if PRESENCE_EXPIRY_SECONDS < 2 * PRESENCE_HEARTBEAT_SECONDS:
+    raise ConfigError(
+        "PRESENCE_EXPIRY_SECONDS must be at least twice PRESENCE_HEARTBEAT_SECONDS, "
+        "or a live process that misses one beat is declared dead"
+    )
 
 # --- Auth ---------------------------------------------------------------------
 AUTH_PASSWORD_VALIDATORS = [
@@ -149,6 +173,11 @@ SPECTACULAR_SETTINGS = {
     "DESCRIPTION": "REST half of the chat server. The real-time half is Socket.IO: see docs/protocol.md.",
     "VERSION": "1.0.0",
     "SERVE_INCLUDE_SCHEMA": False,
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
+    # PATCH bodies as declared: an edit needs its `text`, not an all-optional copy.
+    "COMPONENT_SPLIT_PATCH": False,
 }
 
 # --- i18n, static -------------------------------------------------------------

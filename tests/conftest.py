@@ -29,6 +29,12 @@ SESSION_PREFIX = f"test-{uuid.uuid4().hex[:8]}"
 
 def pytest_configure(config: pytest.Config) -> None:
     settings.CHAT_REDIS_PREFIX = SESSION_PREFIX
+    # The server processes build their channel layer from CHAT_REDIS_PREFIX (see
+    # server_env); the test process must publish under the same prefix, or a
+    # broadcast made here (a service called by a test) reaches no server.
+    for layer in settings.CHANNEL_LAYERS.values():
+        if "prefix" in layer.get("CONFIG", {}):
+            layer["CONFIG"]["prefix"] = SESSION_PREFIX
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:

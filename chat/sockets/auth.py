@@ -55,6 +55,23 @@ def _user_from_session(cookie_header: str) -> User | None:
     return user
 
 
+def own_origin(environ: dict[str, Any]) -> str | None:
+    """The origin of this server as the handshake addressed it (behind a proxy:
+    as the proxy says), e.g. `https://chat.example.com`."""
+    host = environ.get("HTTP_X_FORWARDED_HOST") or environ.get("HTTP_HOST")
+    if not host:
+        return None
+    scheme = environ.get("HTTP_X_FORWARDED_PROTO") or environ.get("wsgi.url_scheme") or "http"
+    return f"{scheme.split(',')[0].strip()}://{host.split(',')[0].strip()}"
+
+
+def _same_origin(environ: dict[str, Any]) -> bool:
+    # No Origin: not a browser (browsers always send it on WebSocket and CORS
+    # requests), so not a page another site could use to ride the cookie.
+    origin = environ.get("HTTP_ORIGIN")
+    return not origin or origin == own_origin(environ)
+
+
 def authenticate_socket(environ: dict[str, Any], auth: Any) -> User:
     """The user of a connecting socket, or ChatError with the contract's message.
 
@@ -66,7 +83,11 @@ def authenticate_socket(environ: dict[str, Any], auth: Any) -> User:
             raise ChatError(ErrorCode.INVALID_TOKEN, INVALID_TOKEN_MESSAGE)
         return _user_from_token(token)
     cookie_header = environ.get("HTTP_COOKIE", "")
-    if cookie_header:
+    # The session cookie speaks for the user only on the server's own pages:
+    # a site in CORS_ALLOWED_ORIGINS (a support widget's host) may open a
+    # socket, but not as the visitor's chat account (cross-site WebSocket
+    # hijacking; SameSite=Lax does not stop it between sibling subdomains).
+    if cookie_header and _same_origin(environ):
         user = _user_from_session(cookie_header)
         if user is not None:
             return user

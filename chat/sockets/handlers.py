@@ -13,6 +13,7 @@ import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+import socketio
 from channels.db import database_sync_to_async
 from django.contrib.auth.models import User
 
@@ -53,7 +54,13 @@ def chat_event(name: str) -> Callable[[Handler], Handler]:
             except ChatError as error:
                 return error.as_ack()
             except Exception:
-                logger.exception("handler %s failed (sid=%s, payload type %s)", name, sid, type(payload).__name__)
+                logger.exception(
+                    "/chat %s failed: sid=%s user=%s payload=%.200r",
+                    name,
+                    sid,
+                    await _user_id_or_none(sid),
+                    payload,
+                )
                 return ChatError(ErrorCode.INTERNAL_ERROR, "Something went wrong on our side").as_ack()
             return {"status": "ok", **(result or {})}
 
@@ -61,6 +68,13 @@ def chat_event(name: str) -> Callable[[Handler], Handler]:
         return fn
 
     return decorator
+
+
+async def _user_id_or_none(sid: str) -> object:
+    try:
+        return (await sio.get_session(sid, namespace=CHAT_NAMESPACE))["user"].pk
+    except Exception:
+        return None
 
 
 async def _user(sid: str) -> User:
@@ -77,7 +91,12 @@ async def connect(sid: str, environ: dict[str, Any], auth: Any = None) -> None:
     try:
         user = await database_sync_to_async(authenticate_socket)(environ, auth)
     except ChatError as error:
-        raise ConnectionRefusedError(error.message) from None
+        # socketio's own exception: the builtin one reaches the client as a
+        # generic "Connection refused by server" instead of the contract's text.
+        raise socketio.exceptions.ConnectionRefusedError(error.message) from None
+    except Exception:
+        logger.exception("/chat connect failed: sid=%s", sid)
+        raise socketio.exceptions.ConnectionRefusedError("Something went wrong on our side") from None
     await sio.save_session(sid, {"user": user, "typing_in": set()}, namespace=CHAT_NAMESPACE)
     await sio.enter_room(sid, broadcast.user_audience(user.pk), namespace=CHAT_NAMESPACE)
     await presence_sockets.socket_connected(sid=sid, user=user)
@@ -171,9 +190,14 @@ async def chat_message(sid: str, payload: Any) -> Ack:
     result = await _send(user, request)
     room_id = result.message.room_id
     session = await sio.get_session(sid, namespace=CHAT_NAMESPACE)
-    if room_id in session["typing_in"]:
-        session["typing_in"].discard(room_id)
+    session["typing_in"].discard(room_id)
+    # Unconditionally: the user may have been typing on another socket or
+    # process, and the indicator lives in Redis, not in this session. Best
+    # effort: the message is committed, so its ack must say ok whatever Redis does.
+    try:
         await typing_indicator.typing_stopped(user=user_ref(user), room_id=room_id, sid=sid)
+    except Exception:
+        logger.warning("clearing the typing of user %s in %s after a send failed", user.pk, room_id, exc_info=True)
     return {"messageId": str(result.message.pk), "seq": result.message.seq}
 
 

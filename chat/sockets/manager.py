@@ -5,16 +5,28 @@ and publishes it for the others; this subclass publishes on a Channels group and
 listens on it, so the bus is channels_redis's pub/sub layer with REDIS_URL and
 the in-memory layer without. Sync code (REST views, the admin) reaches the same
 bus through chat/broadcast.py.
+
+Health of the bus. channels_redis swallows Redis errors in its own receive task
+and redis-py resubscribes after it reconnects, so a listener blocked on
+`layer.receive()` never learns that the bus broke: messages published while it
+was down are simply gone. So the listener publishes a heartbeat through the
+same group and expects to hear it back. A heartbeat that cannot be published,
+or that does not come back in time, is a drop: counted, logged, and, if the
+subscription stays silent, rebuilt from scratch (a new connection, a new
+subscription). Clients see what was lost in transit through `seq` gaps and
+fetch it with `since`.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import AsyncIterator
 from typing import Any
 
 from channels.layers import get_channel_layer
+from redis.exceptions import ConnectionError as RedisConnectionError
 from socketio.async_manager import AsyncManager
 from socketio.async_pubsub_manager import AsyncPubSubManager
 
@@ -23,49 +35,181 @@ logger = logging.getLogger(__name__)
 # Extra manager methods: act on every socket of an audience (a Socket.IO room)
 # wherever it is connected, e.g. all sockets of a banned user.
 _AUDIENCE_METHODS = ("move_audience", "disconnect_audience")
+_HEARTBEAT = "heartbeat"
+
+# One heartbeat a second per process is a negligible load on Redis (N processes
+# cost N*N tiny deliveries a second). A heartbeat that cannot be published is
+# a drop at once; a silent bus (no error anywhere) is noticed within 5 s.
+HEARTBEAT_INTERVAL = 1.0
+# Silence longer than this is a drop, and the subscription is rebuilt. Any
+# message from the bus counts as a sign of life, so a listener working through
+# a backlog is not declared dead; 5 s leaves room for an overloaded loop, for
+# a false alarm costs a rebuild during which other processes' events are lost.
+HEARTBEAT_TIMEOUT = 5.0
+_REBUILD_BACKOFF_MAX = 5.0
+PUBLISH_TIMEOUT = 2.0
+
+
+class BusDroppedError(Exception):
+    """The subscription to the bus went silent; the listener rebuilds it."""
 
 
 class ChannelLayerManager(AsyncPubSubManager):
     name = "channels"
 
-    def __init__(self, group: str = "socketio", logger: logging.Logger | None = None) -> None:
+    def __init__(
+        self,
+        group: str = "socketio",
+        logger: logging.Logger | None = None,
+        *,
+        heartbeat_interval: float = HEARTBEAT_INTERVAL,
+        heartbeat_timeout: float = HEARTBEAT_TIMEOUT,
+        channel_layer: Any = None,
+    ) -> None:
         super().__init__(channel=group, logger=logger)
-        self.listen_failures = 0  # how often the bus broke and was rebuilt
+        self._channel_layer = channel_layer  # None: the project's layer (tests pass their own)
+        self.heartbeat_interval = heartbeat_interval
+        self.heartbeat_timeout = heartbeat_timeout
+        self.bus_drops = 0  # how often the bus was found broken
+        self.bus_rebuilds = 0  # how often the subscription was rebuilt
+        self._healthy = True
+        self._down_since = 0.0
+        self._last_seen = 0.0
+        self._last_beat_sent = 0.0
+        # The server's event loop, known once the first client arrived: sync
+        # code on other threads hands fan-out to it (chat/broadcast.py).
+        self.loop: asyncio.AbstractEventLoop | None = None
+
+    def initialize(self) -> None:
+        # Called by the server on its loop, before the first connection.
+        self.loop = asyncio.get_running_loop()
+        super().initialize()
+
+    def _layer(self) -> Any:
+        return self._channel_layer or get_channel_layer()
 
     async def _publish(self, data: dict[str, Any]) -> None:
-        layer = get_channel_layer()
-        await layer.group_send(self.channel, {"type": "socketio.message", "data": data})
+        layer = self._layer()
+        message = {"type": "socketio.message", "data": data}
+        # Bounded: the layer's connection has no socket timeout, and a Redis
+        # that hangs would otherwise hold every emit of the process (and the
+        # FIFO of sync broadcasts behind them) for good.
+        async with asyncio.timeout(PUBLISH_TIMEOUT):
+            try:
+                await layer.group_send(self.channel, message)
+            except (ConnectionError, RedisConnectionError):
+                # After a Redis restart the first command on each pooled
+                # connection fails (its socket died with the old server); a
+                # second try gets a fresh connection. A second failure means
+                # Redis is really down.
+                await layer.group_send(self.channel, message)
+
+    # --- listening ------------------------------------------------------------
 
     async def _listen(self) -> AsyncIterator[dict[str, Any]]:
         # python-socketio stops listening for good when this generator ends, so
-        # it never does: any failure is counted, logged, and the subscription
-        # rebuilt with a capped backoff.
+        # it never does: whatever breaks is counted, logged and rebuilt with a
+        # capped backoff.
         backoff = 0.5
         while True:
-            layer = get_channel_layer()
+            layer = self._layer()
+            channel: str | None = None
+            receiver: asyncio.Future[Any] | None = None
             try:
-                channel = await layer.new_channel(prefix="socketio.")
-                await layer.group_add(self.channel, channel)
-                backoff = 0.5
+                # Bounded: a Redis that hangs (rather than refuses) would
+                # otherwise hold the listener, and so the whole bus, forever.
+                channel = await asyncio.wait_for(layer.new_channel(prefix="socketio."), self.heartbeat_timeout)
+                await asyncio.wait_for(layer.group_add(self.channel, channel), self.heartbeat_timeout)
+                self._last_seen = time.monotonic()
+                await self._send_heartbeat()
                 while True:
-                    message = await layer.receive(channel)
-                    data = message.get("data") if isinstance(message, dict) else None
-                    if not isinstance(data, dict):
-                        continue
-                    if data.get("method") in _AUDIENCE_METHODS:
-                        if data.get("host_id") != self.host_id:
-                            await self._handle_audience(data)
-                        continue
-                    yield data
+                    if receiver is None:
+                        receiver = asyncio.ensure_future(layer.receive(channel))
+                    # Wait without cancelling the receive: cancelling it makes
+                    # channels_redis unsubscribe the channel.
+                    done, _ = await asyncio.wait({receiver}, timeout=self.heartbeat_interval)
+                    if receiver in done:
+                        message = receiver.result()
+                        receiver = None
+                        self._last_seen = time.monotonic()
+                        data = message.get("data") if isinstance(message, dict) else None
+                        if isinstance(data, dict):
+                            if data.get("method") == _HEARTBEAT:
+                                if data.get("host_id") == self.host_id:
+                                    self._bus_alive()
+                                    backoff = 0.5
+                            elif data.get("method") in _AUDIENCE_METHODS:
+                                if data.get("host_id") != self.host_id:
+                                    await self._handle_audience(data)
+                            else:
+                                yield data
+                    await self._tick()
             except asyncio.CancelledError:
+                if receiver is not None:
+                    receiver.cancel()
                 raise
-            except Exception:
-                self.listen_failures += 1
-                logger.exception(
-                    "socket.io bus listener failed (%d so far); resubscribing in %.1f s", self.listen_failures, backoff
-                )
+            except Exception as error:
+                if not isinstance(error, BusDroppedError):
+                    self._bus_dropped(f"listener failed: {error!r}")
+                logger.warning("socket.io bus: rebuilding the subscription in %.1f s", backoff)
+                await self._teardown(layer, channel, receiver)
                 await asyncio.sleep(backoff)
-                backoff = min(backoff * 2, 10)
+                backoff = min(backoff * 2, _REBUILD_BACKOFF_MAX)
+                self.bus_rebuilds += 1
+
+    async def _tick(self) -> None:
+        now = time.monotonic()
+        if now - self._last_beat_sent >= self.heartbeat_interval:
+            await self._send_heartbeat()
+        silent_for = now - self._last_seen
+        if silent_for > self.heartbeat_timeout:
+            self._bus_dropped(f"no heartbeat for {silent_for:.1f} s")
+            raise BusDroppedError
+
+    async def _send_heartbeat(self) -> None:
+        self._last_beat_sent = time.monotonic()
+        try:
+            await self._publish({"method": _HEARTBEAT, "host_id": self.host_id})
+        except Exception as error:
+            self._bus_dropped(f"heartbeat not published: {error!r}")
+
+    def _bus_dropped(self, reason: str) -> None:
+        if not self._healthy:
+            return
+        self._healthy = False
+        self._down_since = time.monotonic()
+        self.bus_drops += 1
+        logger.error(
+            "socket.io bus dropped (%d so far): %s; events published meanwhile are lost in transit",
+            self.bus_drops,
+            reason,
+        )
+
+    def _bus_alive(self) -> None:
+        if self._healthy:
+            return
+        self._healthy = True
+        logger.warning("socket.io bus recovered after %.1f s", time.monotonic() - self._down_since)
+
+    async def _teardown(self, layer: Any, channel: str | None, receiver: asyncio.Future[Any] | None) -> None:
+        """Forget the dead subscription and its connection; errors are expected
+        here (Redis may still be down) and do not matter."""
+        if receiver is not None:
+            receiver.cancel()
+
+        async def forget() -> None:
+            if channel is not None:
+                await layer.group_discard(self.channel, channel)
+            if type(layer).__name__ == "RedisPubSubChannelLayer":
+                # Drop the layer's connection too, so the next subscribe starts
+                # from a fresh one. (The in-memory layer has no connection, and
+                # flushing it would drop every other channel of the process.)
+                await layer.flush()
+
+        try:
+            await asyncio.wait_for(forget(), self.heartbeat_timeout)
+        except Exception:
+            logger.debug("tearing down the bus subscription failed", exc_info=True)
 
     # --- audience operations --------------------------------------------------
 

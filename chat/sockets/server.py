@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import socketio
 from django.conf import settings
 
+from chat.sockets.auth import own_origin
 from chat.sockets.manager import ChannelLayerManager
 
 CHAT_NAMESPACE = "/chat"
@@ -13,12 +16,24 @@ CHAT_NAMESPACE = "/chat"
 # smaller but still too large for its event is answered `invalid`.
 MAX_FRAME_BYTES = 1_000_000
 
+
+def origin_allowed(origin: str, environ: dict[str, Any]) -> bool:
+    """The server's own origin (the page) and the origins of CORS_ALLOWED_ORIGINS.
+
+    engine.io checks this on every request, the WebSocket handshake included,
+    which browsers do not subject to CORS: a page of any other origin is
+    refused before Socket.IO sees it (cross-site WebSocket hijacking). Requests
+    without an Origin (not browsers) are not checked.
+    """
+    return origin == own_origin(environ) or origin in settings.CORS_ALLOWED_ORIGINS
+
+
 sio = socketio.AsyncServer(
     async_mode="asgi",
     client_manager=ChannelLayerManager(),
-    # None would mean "same origin only"; browsers on other allowed origins
-    # (the support widget's sites) are listed in CORS_ALLOWED_ORIGINS.
-    cors_allowed_origins=list(settings.CORS_ALLOWED_ORIGINS) or None,
+    # A list would replace "same origin" rather than add to it, and refuse
+    # the server's own page as soon as one widget site is listed.
+    cors_allowed_origins=origin_allowed,
     max_http_buffer_size=MAX_FRAME_BYTES,
     ping_interval=20,
     ping_timeout=20,

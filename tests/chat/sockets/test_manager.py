@@ -1,0 +1,63 @@
+"""ChannelLayerManager's listener in-process: it never ends, and a subscription
+that dies silently is noticed by the heartbeat and rebuilt.
+
+(The real thing, two server processes and a Redis restart, is in
+test_bus_recovery.py; there redis-py resubscribes by itself, so the rebuild
+path is shown here, where nothing else would bring the subscription back.)
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import uuid
+
+from channels.layers import InMemoryChannelLayer
+
+from chat.sockets.manager import ChannelLayerManager
+
+
+async def _wait(condition, timeout: float = 3) -> None:
+    deadline = asyncio.get_running_loop().time() + timeout
+    while not condition():
+        assert asyncio.get_running_loop().time() < deadline, "condition not met in time"
+        await asyncio.sleep(0.01)
+
+
+async def test_a_silently_dead_subscription_is_counted_logged_and_rebuilt(caplog):
+    # given a manager listening on an in-memory layer with a fast heartbeat
+    layer = InMemoryChannelLayer(capacity=1000)
+    group = f"bus-{uuid.uuid4().hex[:8]}"
+    manager = ChannelLayerManager(group, heartbeat_interval=0.05, heartbeat_timeout=0.3, channel_layer=layer)
+    received: list[dict] = []
+
+    async def consume():
+        async for message in manager._listen():
+            received.append(message)
+
+    listener = asyncio.create_task(consume())
+    try:
+        await _wait(lambda: group in layer.groups)
+        await manager._publish({"method": "emit", "event": "one", "host_id": "another-host"})
+        await _wait(lambda: [m["event"] for m in received] == ["one"])
+
+        # when the subscription disappears without an error (as the in-memory
+        # layer's group expiry, or a Redis that lost its subscribers, does)
+        with caplog.at_level(logging.WARNING, logger="chat.sockets.manager"):
+            del layer.groups[group]
+            await _wait(lambda: manager.bus_rebuilds >= 1 and group in layer.groups)
+
+            # then the drop was counted and logged, and the bus works again
+            assert manager.bus_drops == 1
+            await manager._publish({"method": "emit", "event": "two", "host_id": "another-host"})
+            await _wait(lambda: [m["event"] for m in received] == ["one", "two"])
+            await _wait(lambda: "recovered" in caplog.text)
+        assert "socket.io bus dropped (1 so far): no heartbeat for" in caplog.text
+        # heartbeats and this host's own audience messages are never yielded
+        assert all(m["method"] == "emit" for m in received)
+        assert not listener.done()  # python-socketio stops listening for good if it ends
+    finally:
+        listener.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await listener

@@ -1,0 +1,68 @@
+"""The sliding-window rate limit (chat/ratelimit.py), on real Redis when
+REDIS_URL is set and on fakeredis otherwise (same Lua script)."""
+
+from __future__ import annotations
+
+import itertools
+import time
+
+import pytest
+from django.test import override_settings
+
+from chat import ratelimit
+from chatsite.redis import sync_redis
+
+_users = itertools.count(10_000_000)
+
+
+@pytest.fixture
+def user_id() -> int:
+    # Ids no database row has: the keys are fresh in a shared Redis.
+    return next(_users) + time.time_ns() % 1_000_000 * 100
+
+
+@override_settings(CHAT_RATE_LIMIT_MESSAGES=3, CHAT_RATE_LIMIT_WINDOW=10)
+def test_admits_up_to_the_limit_then_refuses_with_a_retry_time(user_id):
+    decisions = [ratelimit.rate_limit_hit(user_id=user_id) for _ in range(5)]
+    assert [d.allowed for d in decisions] == [True, True, True, False, False]
+    assert 9 < decisions[3].retry_after_seconds <= 10
+
+
+@override_settings(CHAT_RATE_LIMIT_MESSAGES=2, CHAT_RATE_LIMIT_WINDOW=1)
+def test_the_window_slides(user_id):
+    assert ratelimit.rate_limit_hit(user_id=user_id).allowed
+    time.sleep(0.5)
+    assert ratelimit.rate_limit_hit(user_id=user_id).allowed
+    assert not ratelimit.rate_limit_hit(user_id=user_id).allowed
+    time.sleep(0.6)  # the first send left the window, the second has not
+    assert ratelimit.rate_limit_hit(user_id=user_id).allowed
+    assert not ratelimit.rate_limit_hit(user_id=user_id).allowed
+
+
+@override_settings(CHAT_RATE_LIMIT_MESSAGES=1, CHAT_RATE_LIMIT_WINDOW=10)
+def test_users_and_buckets_are_counted_apart(user_id):
+    assert ratelimit.rate_limit_hit(user_id=user_id).allowed
+    assert ratelimit.rate_limit_hit(user_id=user_id + 1).allowed
+    assert ratelimit.rate_limit_hit(user_id=user_id, bucket="other").allowed
+    assert not ratelimit.rate_limit_hit(user_id=user_id).allowed
+
+
+@override_settings(CHAT_RATE_LIMIT_MESSAGES=1, CHAT_RATE_LIMIT_WINDOW=10)
+def test_refusals_are_not_recorded_and_the_key_expires(user_id):
+    ratelimit.rate_limit_hit(user_id=user_id)
+    for _ in range(5):
+        ratelimit.rate_limit_hit(user_id=user_id)
+    key = f"{ratelimit.key('rate', 'messages', user_id)}"
+    assert sync_redis().zcard(key) == 1
+    assert 0 < sync_redis().pttl(key) <= 10_000
+
+
+def test_an_unreachable_redis_fails_open(user_id, monkeypatch, caplog):
+    import redis
+    from redis.backoff import NoBackoff
+    from redis.retry import Retry
+
+    unreachable = redis.Redis(host="127.0.0.1", port=1, socket_connect_timeout=0.2, retry=Retry(NoBackoff(), 0))
+    monkeypatch.setattr(ratelimit, "sync_redis", lambda: unreachable)
+    assert ratelimit.rate_limit_hit(user_id=user_id).allowed
+    assert "rate limit unavailable" in caplog.text
