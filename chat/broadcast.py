@@ -139,6 +139,14 @@ def user_left_room(*, user: User, room_id: str, skip_sid: str | None) -> None:
     )
 
 
+def room_added(*, room: Room, user_ids: list[int]) -> None:
+    """Tell users someone else made them members (a 1:1 chat opened with them,
+    a private room created with them in it), so their room lists update live."""
+    data = {"roomId": room.pk, "name": room.name, "visibility": room.visibility}
+    for user_id in user_ids:
+        _emit_from_sync("room:added", data, to=user_audience(user_id))
+
+
 def room_updated(room: Room) -> None:
     data = {"roomId": room.pk, "name": room.name, "topic": room.topic, "slowModeSeconds": room.slow_mode_seconds}
     _emit_from_sync("room:updated", data, to=room_audience(room.pk))

@@ -76,6 +76,7 @@ def room_create(
                 Membership.objects.create(user=creator, room=room, role=Membership.Role.OWNER)
                 others = {u.pk: u for u in members or [] if u.pk != creator.pk}
                 Membership.objects.bulk_create([Membership(user=u, room=room) for u in others.values()])
+                transaction.on_commit(functools.partial(broadcast.room_added, room=room, user_ids=list(others)))
         except IntegrityError:
             # Another request took the id between the check and the insert; a
             # derived id is derived again, an explicit one is taken.
@@ -120,6 +121,7 @@ def room_get_or_create_direct(*, user: User, other: User) -> tuple[Room, bool]:
                     Membership(user=other, room=room, role=Membership.Role.OWNER),
                 ]
             )
+            transaction.on_commit(functools.partial(broadcast.room_added, room=room, user_ids=[other.pk]))
     except IntegrityError:
         # Both users opened the chat at the same moment; the other insert won.
         return Room.objects.get(direct_key=direct_key), False

@@ -116,9 +116,14 @@ if REDIS_URL:
     CHANNEL_LAYERS = {
         "default": {
             # The pub/sub layer, not the core one: the core layer's per-channel
-            # queues drop messages silently past their capacity (see README).
+            # queues drop messages silently past their capacity (docs/realtime.md).
             "BACKEND": "channels_redis.pubsub.RedisPubSubChannelLayer",
-            "CONFIG": {"hosts": [REDIS_URL], "prefix": CHAT_REDIS_PREFIX},
+            # A bounded connect, so a Redis that is down fails a publish fast
+            # (the manager counts it and retries) instead of hanging a sender.
+            "CONFIG": {
+                "hosts": [{"address": REDIS_URL, "socket_connect_timeout": 2}],
+                "prefix": CHAT_REDIS_PREFIX,
+            },
         }
     }
 else:

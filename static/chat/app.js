@@ -198,6 +198,7 @@ socket.on("room:updated", ({ roomId, name, topic }) => {
   renderSidebar();
   if (roomId === state.currentId) renderHeader();
 });
+socket.on("room:added", () => refreshRooms().catch(() => {}));
 socket.on("room:banned", ({ roomId }) => {
   const room = state.rooms.get(roomId);
   if (!room) return;
@@ -1091,8 +1092,8 @@ async function start() {
     dom.app.dataset.view = "sidebar";
   }
   socket.connect();
-  // No event announces a room I was added to (a 1:1 chat someone opened with
-  // me), so the list is re-read now and then and whenever the window gets focus.
+  // `room:added` announces rooms others add me to; a slow re-read (and one on
+  // focus) also catches what a dropped broadcast or an admin edit changed.
   setInterval(() => {
     if (state.connected && document.visibilityState === "visible") refreshRooms().catch(() => {});
   }, 30_000);

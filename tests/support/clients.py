@@ -22,6 +22,7 @@ RECORDED = (
     "room:user-left",
     "room:updated",
     "room:banned",
+    "room:added",
     "presence:list",
     "presence:online",
     "presence:offline",

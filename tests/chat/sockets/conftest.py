@@ -7,6 +7,7 @@ import uuid
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
+import aiohttp
 import pytest
 from asgiref.sync import sync_to_async
 from django.contrib.auth.models import User
@@ -69,3 +70,14 @@ async def joined(client: ChatClient, room: Room | str, **extra: Any) -> dict[str
     ack = await client.call("room:join", {"roomId": room_id, **extra} if extra else room_id)
     assert ack["status"] == "ok", ack
     return ack
+
+
+async def rest(server: ServerProcess, user: User, method: str, path: str, body: Any = None) -> tuple[int, Any]:
+    """A REST call to a server process with `user`'s JWT: (status, JSON body)."""
+    async with (
+        aiohttp.ClientSession() as http,
+        http.request(
+            method, f"{server.url}{path}", json=body, headers={"Authorization": f"Bearer {token_for(user)}"}
+        ) as answer,
+    ):
+        return answer.status, await answer.json(content_type=None)

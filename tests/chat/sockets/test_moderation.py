@@ -3,24 +3,13 @@ the REST API; across processes: test_multiprocess.py)."""
 
 from __future__ import annotations
 
-import aiohttp
 import pytest
 from asgiref.sync import sync_to_async
 from django.contrib.auth.models import User
 
 from chat.models import Membership
-from tests.chat.sockets.conftest import is_member, joined, make_room, make_users
+from tests.chat.sockets.conftest import is_member, joined, make_room, make_users, rest
 from tests.conftest import token_for
-
-
-async def rest(server, user, method, path, body=None):
-    async with (
-        aiohttp.ClientSession() as http,
-        http.request(
-            method, f"{server.url}{path}", json=body, headers={"Authorization": f"Bearer {token_for(user)}"}
-        ) as answer,
-    ):
-        return answer.status, await answer.json(content_type=None)
 
 
 @sync_to_async

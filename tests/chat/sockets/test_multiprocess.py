@@ -9,13 +9,12 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Iterator
 
-import aiohttp
 import pytest
 from asgiref.sync import sync_to_async
 
 from chat import services
 from chat.models import Membership
-from tests.chat.sockets.conftest import joined, make_room, make_users, stored_messages
+from tests.chat.sockets.conftest import joined, make_room, make_users, rest, stored_messages
 from tests.conftest import server_env, token_for
 from tests.support.server import ServerProcess
 
@@ -71,16 +70,10 @@ async def test_a_rest_post_on_one_process_reaches_sockets_on_the_other(pair, on)
     b = await on(bob, b_server)
     await joined(b, room)
     # when alice posts through the REST API of process A
-    async with (
-        aiohttp.ClientSession() as http,
-        http.post(
-            f"{a_server.url}/api/rooms/{room.pk}/messages/",
-            json={"text": "from REST", "clientId": "rest-1"},
-            headers={"Authorization": f"Bearer {token_for(alice)}"},
-        ) as answer,
-    ):
-        assert answer.status == 201, await answer.text()
-        posted = await answer.json()
+    status, posted = await rest(
+        a_server, alice, "POST", f"/api/rooms/{room.pk}/messages/", {"text": "from REST", "clientId": "rest-1"}
+    )
+    assert status == 201, posted
     # then bob's socket on process B gets the same message object
     received = await b.wait_for("chat:message")
     assert received["id"] == posted["id"] and received["text"] == "from REST" and received["seq"] == 1

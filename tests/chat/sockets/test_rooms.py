@@ -6,7 +6,7 @@ import pytest
 from asgiref.sync import sync_to_async
 
 from chat.models import Membership, Message, Room, RoomBan
-from tests.chat.sockets.conftest import TRANSPORTS, is_member, joined, make_room, make_users, room_id
+from tests.chat.sockets.conftest import TRANSPORTS, is_member, joined, make_room, make_users, rest, room_id
 from tests.factories import post
 
 
@@ -194,3 +194,21 @@ async def test_membership_rows_for_two_tabs_joining_at_once(connect):
     acks = await asyncio.gather(a1.call("room:join", room.pk), a2.call("room:join", room.pk))
     assert [ack["status"] for ack in acks] == ["ok", "ok"]
     assert await sync_to_async(Membership.objects.filter(user=alice, room=room).count)() == 1
+
+
+async def test_a_user_made_a_member_by_someone_else_hears_room_added(server, connect):
+    # given bob online, and alice who opens a 1:1 chat with him through REST
+    alice, bob, carol = await make_users(3)
+    b = await connect(bob)
+    c = await connect(carol)
+    status, room = await rest(server, alice, "POST", "/api/rooms/direct/", {"username": bob.username})
+    assert status == 201, room
+
+    # then every socket of bob hears of the new room, and nobody else does
+    added = await b.wait_for("room:added")
+    assert added == {"roomId": room["id"], "name": room["name"], "visibility": "direct"}
+    await c.assert_no("room:added")
+
+    # and opening it again announces nothing new
+    await rest(server, alice, "POST", "/api/rooms/direct/", {"username": bob.username})
+    await b.assert_no("room:added", lambda event: len(b.events["room:added"]) > 1)
