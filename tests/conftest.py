@@ -46,6 +46,17 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
             item.add_marker(skip)
 
 
+@pytest.fixture(autouse=True)
+def _fresh_in_process_redis() -> None:
+    """Without REDIS_URL the test process's Redis is an in-process fakeredis.
+    SQLite hands out the ids of rolled-back users again, so a new user would
+    inherit an old one's rate-limit window: start every test empty."""
+    if not REDIS:
+        from chatsite.redis import sync_redis
+
+        sync_redis().flushall()
+
+
 # --- users and tokens -----------------------------------------------------------
 
 
