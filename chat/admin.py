@@ -50,6 +50,15 @@ class MembershipAdmin(admin.ModelAdmin):
     search_fields = ["user__username", "room__id"]
     raw_id_fields = ["user", "room"]
 
+    # Removing a member goes through the service, which also takes the user's
+    # live sockets out of the room on every process.
+    def delete_model(self, request: HttpRequest, obj: Membership) -> None:
+        services.membership_remove(room=obj.room, user=obj.user)
+
+    def delete_queryset(self, request: HttpRequest, queryset: QuerySet[Membership]) -> None:
+        for membership in queryset.select_related("room", "user"):
+            services.membership_remove(room=membership.room, user=membership.user)
+
 
 class RoomMuteInline(admin.TabularInline):
     """Shown, and removable (unmute); new mutes go through RoomMuteAdmin."""
@@ -86,6 +95,13 @@ class RoomAdminForm(forms.ModelForm):
         model = Room
         fields = ["id", "name", "topic", "visibility", "created_by", "slow_mode_seconds"]
 
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        # 1:1 rooms are made by the API, one per pair, never by hand.
+        if "visibility" in self.fields:
+            field = self.fields["visibility"]
+            field.choices = [c for c in field.choices if c[0] != Room.Visibility.DIRECT]  # type: ignore[attr-defined]
+
     def clean_id(self) -> str:
         room_id: str = self.cleaned_data["id"]
         if services.room_id_is_reserved(room_id):
@@ -114,16 +130,38 @@ class RoomAdmin(admin.ModelAdmin):
     def save_model(self, request: HttpRequest, obj: Room, form: Any, change: bool) -> None:
         if not change:
             super().save_model(request, obj, form, change)
-        elif form.changed_data:
-            # Only what the form changed: a full save would write back the
-            # last_seq read when the form loaded, and a message sent meanwhile
-            # would leave the room's next seq colliding with a stored one.
-            obj.save(update_fields=form.changed_data)
+            return
+        changed = set(form.changed_data)
+        # Name, topic and slow mode through the service, so open pages hear
+        # `room:updated`; the rest (the creator) as a plain save of those
+        # fields only, which never writes back a stale last_seq.
+        services.room_update(
+            room=obj,
+            name=obj.name if "name" in changed else None,
+            topic=obj.topic if "topic" in changed else None,
+            slow_mode_seconds=obj.slow_mode_seconds if "slow_mode_seconds" in changed else None,
+        )
+        rest = changed - {"name", "topic", "slow_mode_seconds"}
+        if rest:
+            obj.save(update_fields=sorted(rest))
+
+    def save_formset(self, request: HttpRequest, form: Any, formset: Any, change: bool) -> None:
+        if formset.model is not Membership:
+            super().save_formset(request, form, formset, change)
+            return
+        members = formset.save(commit=False)
+        for membership in formset.deleted_objects:
+            services.membership_remove(room=membership.room, user=membership.user)
+        for membership in members:
+            membership.save()
 
     def get_readonly_fields(self, request: HttpRequest, obj: Room | None = None) -> list[str]:
-        # The id is in every client's URLs and every message row: fixed once made.
+        # The id is in every client's URLs and every message row: fixed once
+        # made. Visibility too: a private room made public would open its
+        # history, and sockets of a public room made private would keep
+        # hearing it; create a new room instead.
         fields = list(super().get_readonly_fields(request, obj))
-        return [*fields, "id"] if obj is not None else fields
+        return [*fields, "id", "visibility"] if obj is not None else fields
 
 
 # --- messages -----------------------------------------------------------------

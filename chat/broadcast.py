@@ -127,6 +127,11 @@ def receipt_updated(*, user: User, room_id: str, message_id: int, skip_sid: str 
 # --- Rooms --------------------------------------------------------------------
 
 
+async def history_sent(sid: str, history: dict[str, Any]) -> None:
+    """`room:history` to the one socket that joined."""
+    await sio.emit("room:history", history, to=sid, namespace=CHAT_NAMESPACE)
+
+
 def user_joined_room(*, user: User, room_id: str, skip_sid: str | None) -> None:
     _emit_from_sync(
         "room:user-joined", {**user_ref(user), "roomId": room_id}, to=room_audience(room_id), skip_sid=skip_sid
@@ -152,15 +157,16 @@ def room_updated(room: Room) -> None:
     _emit_from_sync("room:updated", data, to=room_audience(room.pk))
 
 
-def user_banned_from_room(*, user: User, room_id: str) -> None:
-    """Take every socket of the user out of the room, on every process, then tell the room."""
+def user_removed_from_room(*, user: User, room_id: str, banned: bool) -> None:
+    """Take every socket of the user out of the room, on every process, tell the
+    user (`room:banned` or `room:removed`), then tell the room."""
     _run_from_sync(
         f"removal of user {user.pk} from room {room_id}",
         functools.partial(
             sio.manager.move_audience, user_audience(user.pk), CHAT_NAMESPACE, leave=room_audience(room_id)
         ),
     )
-    _emit_from_sync("room:banned", {"roomId": room_id}, to=user_audience(user.pk))
+    _emit_from_sync("room:banned" if banned else "room:removed", {"roomId": room_id}, to=user_audience(user.pk))
     _emit_from_sync("room:user-left", {**user_ref(user), "roomId": room_id}, to=room_audience(room_id))
 
 

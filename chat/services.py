@@ -198,20 +198,22 @@ def message_send(
     if client_id is not None:
         existing = message_get_by_client_id(author=sender, client_id=client_id)
         if existing is not None:
-            return SendResult(existing, False)
-
-    decision = rate_limit_hit(user_id=int(sender.pk))
-    if not decision.allowed:
-        raise ChatError(
-            ErrorCode.RATE_LIMITED,
-            f"You are sending too fast: try again in {decision.retry_after_seconds:.1f} s",
-        )
+            return _resend(existing, room)
 
     reply_to = None
     if reply_to_id is not None:
         reply_to = Message.objects.select_related("author").filter(pk=reply_to_id, room=room).first()
         if reply_to is None:
             raise ChatError(ErrorCode.NOT_FOUND, "replyTo does not name a message of this room")
+
+    # Charged after the cheap refusals, so a send refused for bad input costs
+    # no quota; slow mode is checked under the lock below.
+    decision = rate_limit_hit(user_id=int(sender.pk))
+    if not decision.allowed:
+        raise ChatError(
+            ErrorCode.RATE_LIMITED,
+            f"You are sending too fast: try again in {decision.retry_after_seconds:.1f} s",
+        )
 
     try:
         with transaction.atomic():
@@ -238,10 +240,23 @@ def message_send(
         existing = message_get_by_client_id(author=sender, client_id=client_id)
         if existing is None:
             raise
-        return SendResult(existing, False)
+        return _resend(existing, room)
     message.author = sender
     message.reply_to = reply_to
     return SendResult(message, True)
+
+
+def _resend(existing: Message, room: Room) -> SendResult:
+    """A clientId names one message: a resend into its room gets it back; the
+    same clientId in another room is a client bug, refused rather than
+    acknowledged with a message that room never had."""
+    if existing.room_id != room.pk:
+        raise ChatError(
+            ErrorCode.INVALID,
+            "clientId was already used for a message in another room",
+            fields={"clientId": ["already used in another room"]},
+        )
+    return SendResult(existing, False)
 
 
 def _check_slow_mode(*, sender: User, room: Room) -> None:
@@ -342,8 +357,17 @@ def ban_create(*, moderator: User, room: Room, user: User, reason: str = "") -> 
             room=room, user=user, defaults={"reason": reason, "created_by": moderator}
         )
         Membership.objects.filter(room=room, user=user).delete()
-        transaction.on_commit(lambda: broadcast.user_banned_from_room(user=user, room_id=room.pk))
+        transaction.on_commit(lambda: broadcast.user_removed_from_room(user=user, room_id=room.pk, banned=True))
     return ban
+
+
+def membership_remove(*, room: Room, user: User) -> None:
+    """Take a member out of a room (the admin's delete): their sockets stop
+    receiving the room's events on every process. They may rejoin a public room."""
+    with transaction.atomic():
+        deleted, _ = Membership.objects.filter(room=room, user=user).delete()
+        if deleted:
+            transaction.on_commit(lambda: broadcast.user_removed_from_room(user=user, room_id=room.pk, banned=False))
 
 
 def site_ban_create(*, moderator: User, user: User, reason: str = "") -> SiteBan:

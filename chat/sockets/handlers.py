@@ -126,15 +126,9 @@ async def disconnect(sid: str, *_reason: Any) -> None:
 
 
 @database_sync_to_async
-def _join(user: User, room_id: str, sid: str) -> str:
+def _join_with_history(user: User, room_id: str, since: int | None, sid: str) -> tuple[list[MessagePayload], bool]:
     room = access.access_room_for_join(user, room_id)
     services.room_join(user=user, room=room, origin_sid=sid)
-    return room.pk
-
-
-@database_sync_to_async
-def _history(room_id: str, since: int | None) -> tuple[list[MessagePayload], bool]:
-    room = access.Room.objects.get(pk=room_id)
     if since is None:
         messages, has_more = selectors.message_list_for_room(room=room, limit=HISTORY_ON_JOIN)
     else:
@@ -146,13 +140,21 @@ def _history(room_id: str, since: int | None) -> tuple[list[MessagePayload], boo
 async def room_join(sid: str, payload: Any) -> Ack:
     request = parse_join(payload)
     user = await _user(sid)
-    room_id = await _join(user, request.room_id, sid)
-    # Enter the socket room before reading history: a message committed in
-    # between then arrives twice (clients dedupe by id) instead of never.
-    await sio.enter_room(sid, broadcast.room_audience(room_id), namespace=CHAT_NAMESPACE)
-    messages, has_more = await _history(room_id, request.since)
-    history = {"roomId": room_id, "messages": messages, "hasMore": has_more}
-    await sio.emit("room:history", history, to=sid, namespace=CHAT_NAMESPACE)
+    audience = broadcast.room_audience(request.room_id)
+    # Enter the socket room first, check access after. A ban or removal moves
+    # the user's sockets out only after its commit, so either that move finds
+    # this socket in the room or this check sees the committed ban: no window
+    # leaves a banned socket subscribed. Entering before the history read also
+    # means a message committed meanwhile arrives twice (clients dedupe by id)
+    # instead of never.
+    await sio.enter_room(sid, audience, namespace=CHAT_NAMESPACE)
+    try:
+        messages, has_more = await _join_with_history(user, request.room_id, request.since, sid)
+    except BaseException:
+        await sio.leave_room(sid, audience, namespace=CHAT_NAMESPACE)
+        raise
+    history = {"roomId": request.room_id, "messages": messages, "hasMore": has_more}
+    await broadcast.history_sent(sid, history)
     return history
 
 

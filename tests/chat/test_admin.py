@@ -233,3 +233,67 @@ def test_rooms_added_in_the_admin_cannot_take_reserved_ids(admin_client):
     data["id"] = "fine"
     assert admin_client.post(reverse("admin:chat_room_add"), data).status_code == 302
     assert Room.objects.get(pk="fine").name == "Sneaky"
+
+
+def _room_change_data(admin_client, room_id, **changes):
+    form = admin_client.get(reverse("admin:chat_room_change", args=[room_id])).context["adminform"].form
+    data = {name: form.initial.get(name) or "" for name in form.fields}
+    data.update(changes)
+    for prefix in ("memberships", "mutes", "bans"):
+        data.update({f"{prefix}-TOTAL_FORMS": 0, f"{prefix}-INITIAL_FORMS": 0})
+    return data
+
+
+def test_removing_a_member_in_the_room_page_takes_them_out_live(
+    admin_client, broadcasts, django_capture_on_commit_callbacks
+):
+    # given a private room with a member
+    room, user = RoomFactory(id="secret", visibility=Room.Visibility.PRIVATE), UserFactory()
+    membership = add_member(room, user)
+    data = _room_change_data(admin_client, "secret", slow_mode_seconds=0)
+    data.update(
+        {
+            "memberships-TOTAL_FORMS": 1,
+            "memberships-INITIAL_FORMS": 1,
+            "memberships-0-id": membership.pk,
+            "memberships-0-room": "secret",
+            "memberships-0-role": "member",
+            "memberships-0-DELETE": "on",
+        }
+    )
+    # when a moderator deletes the membership row in the inline
+    with django_capture_on_commit_callbacks(execute=True):
+        answer = admin_client.post(reverse("admin:chat_room_change", args=["secret"]), data)
+    # then the membership is gone and the user's sockets are told and moved out
+    assert answer.status_code == 302
+    assert not Membership.objects.filter(pk=membership.pk).exists()
+    assert [s.to for s in broadcasts.of("room:removed")] == [f"user:{user.pk}"]
+
+
+def test_deleting_a_membership_in_its_own_admin_goes_through_the_service(
+    admin_client, broadcasts, django_capture_on_commit_callbacks
+):
+    room, user = RoomFactory(id="priv2", visibility=Room.Visibility.PRIVATE), UserFactory()
+    membership = add_member(room, user)
+    with django_capture_on_commit_callbacks(execute=True):
+        admin_client.post(reverse("admin:chat_membership_delete", args=[membership.pk]), {"post": "yes"})
+    assert not Membership.objects.filter(pk=membership.pk).exists()
+    assert [s.to for s in broadcasts.of("room:removed")] == [f"user:{user.pk}"]
+
+
+def test_renaming_a_room_in_the_admin_is_broadcast(admin_client, broadcasts, django_capture_on_commit_callbacks):
+    RoomFactory(id="named")
+    data = _room_change_data(admin_client, "named", name="New name", slow_mode_seconds=0)
+    with django_capture_on_commit_callbacks(execute=True):
+        assert admin_client.post(reverse("admin:chat_room_change", args=["named"]), data).status_code == 302
+    [updated] = broadcasts.of("room:updated")
+    assert updated.data["name"] == "New name"
+
+
+def test_visibility_is_fixed_once_a_room_exists_and_direct_is_never_offered(admin_client):
+    RoomFactory(id="shut", visibility=Room.Visibility.PRIVATE)
+    data = _room_change_data(admin_client, "shut", visibility="public", slow_mode_seconds=0)
+    admin_client.post(reverse("admin:chat_room_change", args=["shut"]), data)
+    assert Room.objects.get(pk="shut").visibility == "private"
+    add_form = admin_client.get(reverse("admin:chat_room_add")).context["adminform"].form
+    assert "direct" not in [value for value, _ in add_form.fields["visibility"].choices]

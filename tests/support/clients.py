@@ -22,6 +22,7 @@ RECORDED = (
     "room:user-left",
     "room:updated",
     "room:banned",
+    "room:removed",
     "room:added",
     "presence:list",
     "presence:online",

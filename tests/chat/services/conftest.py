@@ -38,14 +38,15 @@ def broadcasts(monkeypatch: pytest.MonkeyPatch) -> BroadcastRecorder:
     def emit(event: str, data: Any, *, to: str, skip_sid: str | None = None) -> None:
         recorder.sent.append(Sent(event, data, to))
 
-    def banned(*, user: Any, room_id: str) -> None:
-        recorder.sent.append(Sent("room:banned", {"roomId": room_id}, broadcast.user_audience(user.pk)))
+    def removed(*, user: Any, room_id: str, banned: bool) -> None:
+        event = "room:banned" if banned else "room:removed"
+        recorder.sent.append(Sent(event, {"roomId": room_id}, broadcast.user_audience(user.pk)))
 
     def closed(*, user_id: int) -> None:
         recorder.sent.append(Sent("sockets:closed", None, broadcast.user_audience(user_id)))
 
     monkeypatch.setattr(broadcast, "_emit_from_sync", emit)
-    monkeypatch.setattr(broadcast, "user_banned_from_room", banned)
+    monkeypatch.setattr(broadcast, "user_removed_from_room", removed)
     monkeypatch.setattr(broadcast, "user_sockets_closed", closed)
     return recorder
 

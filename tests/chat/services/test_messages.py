@@ -68,6 +68,27 @@ def test_a_rolled_back_send_is_never_broadcast(room, alice, broadcasts, django_c
     assert not Message.objects.exists()
 
 
+def test_a_client_id_used_in_another_room_is_refused_not_acknowledged(room, alice):
+    # given alice sent clientId c-9 into one room
+    other = RoomFactory(id="other")
+    add_member(other, alice)
+    first = services.message_send(sender=alice, room=room, text="first", client_id="c-9").message
+    # when the same clientId is sent into another room
+    with pytest.raises(ChatError) as refusal:
+        services.message_send(sender=alice, room=other, text="second", client_id="c-9")
+    # then it is refused as invalid, and not answered with the first room's message
+    assert refusal.value.code == ErrorCode.INVALID
+    assert list(Message.objects.values_list("pk", flat=True)) == [first.pk]
+
+
+def test_a_send_refused_for_a_bad_reply_costs_no_quota(room, alice, settings):
+    settings.CHAT_RATE_LIMIT_MESSAGES = 1
+    with pytest.raises(ChatError) as refusal:
+        services.message_send(sender=alice, room=room, text="re", reply_to_id=999_999)
+    assert refusal.value.code == ErrorCode.NOT_FOUND
+    assert services.message_send(sender=alice, room=room, text="allowed").created
+
+
 def test_client_id_makes_a_resend_return_the_first_message(
     room, alice, broadcasts, django_capture_on_commit_callbacks, settings
 ):

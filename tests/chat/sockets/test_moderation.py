@@ -3,10 +3,13 @@ the REST API; across processes: test_multiprocess.py)."""
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 from asgiref.sync import sync_to_async
 from django.contrib.auth.models import User
 
+from chat import services
 from chat.models import Membership
 from tests.chat.sockets.conftest import is_member, joined, make_room, make_users, rest
 from tests.conftest import token_for
@@ -72,3 +75,46 @@ async def test_a_site_ban_closes_every_socket_of_the_user(server, connect, clien
     # and her token no longer opens a socket
     with pytest.raises(Exception):  # noqa: B017 (socketio.exceptions.ConnectionError)
         await clients().connect(server.url, token=token_for(alice))
+
+
+async def test_joins_racing_a_ban_never_leave_the_banned_socket_subscribed(server, connect):
+    # given bob, a member of a public room, who fires joins while alice bans him
+    bob, alice = await make_users(2)
+    room = await make_room(members=[bob])
+    await make_moderator(alice, room)
+    a = await connect(alice)
+    await joined(a, room)
+    b = await connect(bob)
+
+    # when joins and the ban interleave
+    joins = [asyncio.create_task(b.call("room:join", room.pk)) for _ in range(10)]
+    status, _ = await rest(server, alice, "POST", f"/api/rooms/{room.pk}/bans/", {"username": bob.username})
+    assert status == 201
+    joins += [asyncio.create_task(b.call("room:join", room.pk)) for _ in range(5)]
+    await asyncio.gather(*joins)
+
+    # then, whatever each join answered, no later message of the room reaches bob
+    ack = await a.call("chat:message", {"roomId": room.pk, "text": "after the ban"})
+    await a.wait_for("chat:message", lambda m: m["id"] == ack["messageId"])
+    await b.assert_no("chat:message", lambda m: m["id"] == ack["messageId"], wait=0.5)
+
+
+@pytest.mark.redis
+async def test_a_member_removed_by_a_moderator_stops_hearing_the_room(server, connect):
+    # given bob, a member of a private room, joined on a live socket
+    alice, bob = await make_users(2)
+    room = await make_room(members=[alice, bob], visibility="private")
+    a, b = await connect(alice), await connect(bob)
+    await joined(a, room)
+    await joined(b, room)
+
+    # when a moderator removes his membership (the admin's delete, made here
+    # in the test process; the broadcast reaches the server through Redis)
+    await sync_to_async(services.membership_remove)(room=room, user=bob)
+
+    # then his socket is told and taken out: the room's next message misses him
+    assert await b.wait_for("room:removed") == {"roomId": room.pk}
+    ack = await a.call("chat:message", {"roomId": room.pk, "text": "members only"})
+    await a.wait_for("chat:message", lambda m: m["id"] == ack["messageId"])
+    await b.assert_no("chat:message", lambda m: m["id"] == ack["messageId"], wait=0.5)
+    assert (await b.call("room:join", room.pk))["code"] == "forbidden"
