@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from drf_spectacular.utils import extend_schema, inline_serializer
+from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
 from rest_framework import serializers
 from rest_framework.permissions import IsAdminUser
 from rest_framework.request import Request
@@ -24,11 +24,17 @@ _PresenceRows = inline_serializer(
 
 
 class PresenceListView(APIView):
-    """Every user who shares a room with the caller, with status and last seen."""
+    """The online users who share a room with the caller, with status and last
+    seen; `?include=offline` lists the offline co-members too."""
 
-    @extend_schema(responses=_PresenceRows)
+    @extend_schema(
+        responses=_PresenceRows,
+        parameters=[OpenApiParameter("include", str, enum=["offline"], description="`offline`: list them too")],
+    )
     def get(self, request: Request) -> Response:
-        return Response(selectors.presence_list_for_user(user=request.user))  # type: ignore[arg-type]
+        include_offline = request.query_params.get("include") == "offline"
+        rows = selectors.presence_list_for_user(user=request.user, include_offline=include_offline)  # type: ignore[arg-type]
+        return Response(rows)
 
 
 class PresenceMetricsView(APIView):

@@ -65,13 +65,15 @@ async def user_status(*, user_id: int | str) -> str:
     return (await registry.statuses([str(user_id)])).get(str(user_id), OFFLINE)
 
 
-def presence_list_for_user(*, user: User) -> list[PresenceRow]:
-    """Every co-member with status and last seen (`GET /api/presence/`). One query,
-    one Redis command."""
+def presence_list_for_user(*, user: User, include_offline: bool = False) -> list[PresenceRow]:
+    """Co-members with status and last seen (`GET /api/presence/`): the online
+    (and away) ones, as protocol.md says; every co-member with `include_offline`.
+    One query, one Redis command."""
     metrics.count(metrics.SQL_QUERIES)
     rows = list(_co_members(user.pk).values_list("pk", "username", "last_seen__at"))
     statuses = registry.statuses_sync([str(pk) for pk, _name, _at in rows])
-    return [
+    listed: list[PresenceRow] = [
         {"userId": str(pk), "username": name, "status": statuses.get(str(pk), OFFLINE), "lastSeen": iso(at)}
         for pk, name, at in rows
     ]
+    return listed if include_offline else [row for row in listed if row["status"] != OFFLINE]

@@ -82,10 +82,12 @@ def about(user: User) -> Callable[[dict[str, Any]], bool]:
     return lambda event: event.get("userId") == str(user.pk)
 
 
-async def get_presence(server: ServerProcess, user: User) -> tuple[int, Any]:
-    """`GET /api/presence/` on a server process, as `user` (JWT)."""
+async def get_presence(server: ServerProcess, user: User, query: str = "") -> tuple[int, Any]:
+    """`GET /api/presence/{query}` on a server process, as `user` (JWT)."""
     async with (
         aiohttp.ClientSession() as session,
-        session.get(f"{server.url}/api/presence/", headers={"Authorization": f"Bearer {token_for(user)}"}) as answer,
+        session.get(
+            f"{server.url}/api/presence/{query}", headers={"Authorization": f"Bearer {token_for(user)}"}
+        ) as answer,
     ):
         return answer.status, await answer.json()

@@ -35,8 +35,12 @@ async def test_last_seen_is_stored_on_offline_and_listed_with_status(presence_se
     seen = await sync_to_async(LastSeen.objects.get)(user=alice)
     assert abs((seen.at - left_at).total_seconds()) < 1
 
-    # ...and bob's presence lists his co-members with status and last seen
+    # ...and bob's presence lists his online co-members, as the protocol says...
     status, rows = await get_presence(presence_server, bob)
+    assert status == 200
+    assert rows == [{"userId": str(dave.pk), "username": "dave", "status": "online", "lastSeen": None}]
+    # ...and, asked for, the offline ones too, with when they were last seen
+    status, rows = await get_presence(presence_server, bob, "?include=offline")
     assert status == 200
     assert rows == [
         {
@@ -61,10 +65,11 @@ def test_presence_api_needs_a_user_and_takes_a_session_or_a_token(api, api_as):
     assert answer.status_code == 401
     assert answer.json()["code"] == "auth_required"
 
-    # and a token or a session both work
-    by_token = api_as(users["bob"]).get("/api/presence/")
+    # and a token or a session both work; alice is offline, so listed only on request
+    assert api_as(users["bob"]).get("/api/presence/").json() == []
+    by_token = api_as(users["bob"]).get("/api/presence/?include=offline")
     api.force_login(users["bob"])
-    by_session = api.get("/api/presence/")
+    by_session = api.get("/api/presence/?include=offline")
     for answer in (by_token, by_session):
         assert answer.status_code == 200
         [row] = answer.json()
@@ -79,7 +84,7 @@ def test_presence_list_is_one_query(django_assert_num_queries):
 
     users = world({f"room-{i}": ["bob", f"member{i}", "shared"] for i in range(5)})
     with django_assert_num_queries(1):
-        rows = presence_list_for_user(user=users["bob"])
+        rows = presence_list_for_user(user=users["bob"], include_offline=True)
     assert [row["username"] for row in rows] == [*(f"member{i}" for i in range(5)), "shared"]
 
 
