@@ -22,7 +22,6 @@ from chat.errors import ChatError, ErrorCode
 from chat.schemas import (
     HISTORY_ON_JOIN,
     HISTORY_SINCE_MAX,
-    MessagePayload,
     SendRequest,
     parse_join,
     parse_leave,
@@ -126,14 +125,17 @@ async def disconnect(sid: str, *_reason: Any) -> None:
 
 
 @database_sync_to_async
-def _join_with_history(user: User, room_id: str, since: int | None, sid: str) -> tuple[list[MessagePayload], bool]:
+def _join_with_history(user: User, room_id: str, since: int | None, sid: str) -> dict[str, Any]:
+    """The join's history. `hasMore`: newer messages than these remain (only
+    after `since`, past 500); `hasMoreBefore`: older ones exist (only without
+    `since`; page back with REST `before=`)."""
     room = access.access_room_for_join(user, room_id)
     services.room_join(user=user, room=room, origin_sid=sid)
     if since is None:
-        messages, has_more = selectors.message_list_for_room(room=room, limit=HISTORY_ON_JOIN)
-    else:
-        messages, has_more = selectors.message_list_for_room(room=room, after=since, limit=HISTORY_SINCE_MAX)
-    return selectors.payloads(messages), has_more
+        messages, older = selectors.message_list_for_room(room=room, limit=HISTORY_ON_JOIN)
+        return {"roomId": room.pk, "messages": selectors.payloads(messages), "hasMore": False, "hasMoreBefore": older}
+    messages, newer = selectors.message_list_for_room(room=room, after=since, limit=HISTORY_SINCE_MAX)
+    return {"roomId": room.pk, "messages": selectors.payloads(messages), "hasMore": newer, "hasMoreBefore": False}
 
 
 @chat_event("room:join")
@@ -149,11 +151,10 @@ async def room_join(sid: str, payload: Any) -> Ack:
     # instead of never.
     await sio.enter_room(sid, audience, namespace=CHAT_NAMESPACE)
     try:
-        messages, has_more = await _join_with_history(user, request.room_id, request.since, sid)
+        history = await _join_with_history(user, request.room_id, request.since, sid)
     except BaseException:
         await sio.leave_room(sid, audience, namespace=CHAT_NAMESPACE)
         raise
-    history = {"roomId": request.room_id, "messages": messages, "hasMore": has_more}
     await broadcast.history_sent(sid, history)
     return history
 

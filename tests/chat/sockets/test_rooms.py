@@ -39,7 +39,7 @@ async def test_joining_a_public_room_makes_a_member_and_tells_the_others(connect
     ack = await a.call("room:join", room.pk)
 
     # then she is a member, bob hears of it, and she does not hear of herself
-    assert ack == {"status": "ok", "roomId": room.pk, "messages": [], "hasMore": False}
+    assert ack == {"status": "ok", "roomId": room.pk, "messages": [], "hasMore": False, "hasMoreBefore": False}
     assert await is_member(alice, room)
     joined_event = await b.wait_for("room:user-joined")
     assert joined_event == {"userId": str(alice.pk), "username": alice.username, "roomId": room.pk}
@@ -92,7 +92,8 @@ async def test_history_on_join_is_the_last_50_oldest_first(connect):
     # then the ack and room:history both carry messages 11..60, oldest first
     assert texts(ack["messages"]) == [f"m{i}" for i in range(11, 61)]
     assert [m["seq"] for m in ack["messages"]] == list(range(11, 61))
-    assert ack["hasMore"] is True
+    # and say older messages exist, while nothing newer remains
+    assert (ack["hasMoreBefore"], ack["hasMore"]) == (True, False)
     history = await client.wait_for("room:history")
     assert history["roomId"] == room.pk
     assert history["messages"] == ack["messages"]
