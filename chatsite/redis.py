@@ -24,6 +24,11 @@ from redis.retry import Retry
 # stall a hung call for 20 s). The health check pings a connection idle for
 # 30 s before reusing it.
 _CLIENT_OPTIONS: dict[str, Any] = {"health_check_interval": 30, "socket_connect_timeout": 2, "socket_timeout": 2}
+# Blocking pools: past this many commands in flight a caller waits (up to
+# POOL_WAIT_SECONDS) for a free connection instead of failing at once with
+# "Too many connections", which is what a burst of disconnects did to presence.
+POOL_SIZE = 100
+POOL_WAIT_SECONDS = 5
 
 
 @functools.cache
@@ -35,7 +40,14 @@ def _fake_server() -> fakeredis.FakeServer:
 def sync_redis() -> redis.Redis:
     """A thread-safe client for sync code (services run in worker threads)."""
     if settings.REDIS_URL:
-        return redis.Redis.from_url(settings.REDIS_URL, retry=Retry(NoBackoff(), 1), **_CLIENT_OPTIONS)
+        pool = redis.BlockingConnectionPool.from_url(
+            settings.REDIS_URL,
+            max_connections=POOL_SIZE,
+            timeout=POOL_WAIT_SECONDS,
+            retry=Retry(NoBackoff(), 1),
+            **_CLIENT_OPTIONS,
+        )
+        return redis.Redis(connection_pool=pool)
 
     return fakeredis.FakeRedis(server=_fake_server())
 
@@ -50,7 +62,14 @@ def async_redis() -> aioredis.Redis:
     client = _async_clients.get(loop)
     if client is None:
         if settings.REDIS_URL:
-            client = aioredis.Redis.from_url(settings.REDIS_URL, retry=AsyncRetry(NoBackoff(), 1), **_CLIENT_OPTIONS)
+            pool = aioredis.BlockingConnectionPool.from_url(
+                settings.REDIS_URL,
+                max_connections=POOL_SIZE,
+                timeout=POOL_WAIT_SECONDS,
+                retry=AsyncRetry(NoBackoff(), 1),
+                **_CLIENT_OPTIONS,
+            )
+            client = aioredis.Redis(connection_pool=pool)
         else:
             import fakeredis
 
