@@ -6,7 +6,10 @@ their existence is the only thing an outsider learns; unknown ids `not_found`.
 
 from __future__ import annotations
 
+from typing import Any
+
 from django.contrib.auth.models import AnonymousUser, User
+from django.db.models import Exists, OuterRef, Subquery
 from django.utils import timezone
 
 from chat.errors import ChatError, ErrorCode
@@ -17,21 +20,31 @@ AnyUser = User | AnonymousUser
 MODERATOR_ROLES = (Membership.Role.OWNER, Membership.Role.MODERATOR)
 
 
-def _room(room_id: str) -> Room:
-    try:
-        return Room.objects.get(pk=room_id)
-    except Room.DoesNotExist:
-        raise ChatError(ErrorCode.NOT_FOUND, f"Room {room_id!r} does not exist") from None
+def _room(room_id: str, user: AnyUser) -> Room:
+    """The room, annotated with the user's standing in it (member, banned,
+    muted until): one query for every check below, as sending is the hot path."""
+    rooms = Room.objects.filter(pk=room_id)
+    if isinstance(user, User):
+        active_mutes = RoomMute.objects.filter(room=OuterRef("pk"), user=user, until__gt=timezone.now())
+        rooms = rooms.annotate(
+            viewer_is_member=Exists(Membership.objects.filter(room=OuterRef("pk"), user=user)),
+            viewer_is_banned=Exists(RoomBan.objects.filter(room=OuterRef("pk"), user=user)),
+            viewer_muted_until=Subquery(active_mutes.order_by("-until").values("until")[:1]),
+        )
+    room = rooms.first()
+    if room is None:
+        raise ChatError(ErrorCode.NOT_FOUND, f"Room {room_id!r} does not exist")
+    return room
+
+
+def _standing(room: Room, name: str) -> Any:
+    return getattr(room, f"viewer_{name}", None)
 
 
 def membership_of(user: AnyUser, room: Room) -> Membership | None:
     if not isinstance(user, User):
         return None
     return Membership.objects.filter(user=user, room=room).first()
-
-
-def is_banned(user: AnyUser, room: Room) -> bool:
-    return user.is_authenticated and RoomBan.objects.filter(room=room, user=user).exists()
 
 
 def is_room_moderator(user: AnyUser, room: Room, membership: Membership | None = None) -> bool:
@@ -46,12 +59,12 @@ def is_room_moderator(user: AnyUser, room: Room, membership: Membership | None =
 
 def access_room(user: AnyUser, room_id: str) -> Room:
     """A room the user may read: public rooms, or private/direct rooms they belong to."""
-    room = _room(room_id)
+    room = _room(room_id, user)
     # The ban first: a ban also ends the membership, so a banned user of a
     # private room would otherwise hear `forbidden`, not why.
-    if is_banned(user, room):
+    if _standing(room, "is_banned"):
         raise ChatError(ErrorCode.BANNED, "You are banned from this room")
-    if room.visibility != Room.Visibility.PUBLIC and membership_of(user, room) is None:
+    if room.visibility != Room.Visibility.PUBLIC and not _standing(room, "is_member"):
         raise ChatError(ErrorCode.FORBIDDEN, "This room is private")
     return room
 
@@ -64,11 +77,11 @@ def access_room_for_join(user: AnyUser, room_id: str) -> Room:
 def access_room_for_send(user: User, room_id: str) -> Room:
     """A room the user is a member of and may currently write to."""
     room = access_room(user, room_id)
-    if membership_of(user, room) is None:
+    if not _standing(room, "is_member"):
         raise ChatError(ErrorCode.FORBIDDEN, "Join the room before sending to it")
-    mute = RoomMute.objects.filter(room=room, user=user, until__gt=timezone.now()).order_by("-until").first()
-    if mute is not None:
-        raise ChatError(ErrorCode.MUTED, f"You are muted in this room until {mute.until:%Y-%m-%d %H:%M} UTC")
+    muted_until = _standing(room, "muted_until")
+    if muted_until is not None:
+        raise ChatError(ErrorCode.MUTED, f"You are muted in this room until {muted_until:%Y-%m-%d %H:%M} UTC")
     return room
 
 
