@@ -54,7 +54,8 @@ _fifo: asyncio.Queue[tuple[str, Callable[[], Awaitable[None]]]] | None = None
 _fifo_task: asyncio.Task[None] | None = None
 
 
-def _run_from_sync(what: str, step: Callable[[], Awaitable[None]]) -> None:
+def run_from_sync(what: str, step: Callable[[], Awaitable[None]]) -> None:
+    """Run an async fan-out step from sync code (an on_commit hook), in commit order."""
     # A broadcast that fails must not undo or fail the committed write that
     # caused it: clients see the gap through `seq` and fetch what they missed.
     loop = getattr(sio.manager, "loop", None)
@@ -93,7 +94,7 @@ async def _drain(fifo: asyncio.Queue[tuple[str, Callable[[], Awaitable[None]]]])
 
 
 def _emit_from_sync(event: str, data: Any, *, to: str, skip_sid: str | None = None) -> None:
-    _run_from_sync(f"{event} to {to}", functools.partial(emit, event, data, to=to, skip_sid=skip_sid))
+    run_from_sync(f"{event} to {to}", functools.partial(emit, event, data, to=to, skip_sid=skip_sid))
 
 
 # --- Messages -----------------------------------------------------------------
@@ -160,7 +161,7 @@ def room_updated(room: Room) -> None:
 def user_removed_from_room(*, user: User, room_id: str, banned: bool) -> None:
     """Take every socket of the user out of the room, on every process, tell the
     user (`room:banned` or `room:removed`), then tell the room."""
-    _run_from_sync(
+    run_from_sync(
         f"removal of user {user.pk} from room {room_id}",
         functools.partial(
             sio.manager.move_audience, user_audience(user.pk), CHAT_NAMESPACE, leave=room_audience(room_id)
@@ -172,7 +173,7 @@ def user_removed_from_room(*, user: User, room_id: str, banned: bool) -> None:
 
 def user_sockets_closed(*, user_id: int) -> None:
     """Disconnect every socket of the user on every process (site ban)."""
-    _run_from_sync(
+    run_from_sync(
         f"closing the sockets of user {user_id}",
         functools.partial(sio.manager.disconnect_audience, user_audience(user_id), CHAT_NAMESPACE),
     )

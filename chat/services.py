@@ -4,6 +4,7 @@ so no client ever sees what the database does not have."""
 from __future__ import annotations
 
 import functools
+import logging
 from datetime import datetime, timedelta
 from typing import NamedTuple
 
@@ -21,6 +22,8 @@ from chat.ratelimit import rate_limit_hit
 from chat.selectors import message_get_by_client_id
 
 # --- Rooms --------------------------------------------------------------------
+
+logger = logging.getLogger(__name__)
 
 
 # Ids the REST routes or the direct rooms need for themselves:
@@ -77,6 +80,10 @@ def room_create(
                 others = {u.pk: u for u in members or [] if u.pk != creator.pk}
                 Membership.objects.bulk_create([Membership(user=u, room=room) for u in others.values()])
                 transaction.on_commit(functools.partial(broadcast.room_added, room=room, user_ids=list(others)))
+                for member in others.values():
+                    transaction.on_commit(
+                        functools.partial(_co_membership_changed, user=member, room_id=room.pk, joined=True)
+                    )
         except IntegrityError:
             # Another request took the id between the check and the insert; a
             # derived id is derived again, an explicit one is taken.
@@ -85,6 +92,19 @@ def room_create(
             continue
         return room
     raise AssertionError("unreachable")
+
+
+def _co_membership_changed(*, user: User, room_id: str, joined: bool) -> None:
+    # Presence follows membership: who became (or stopped being) a co-member
+    # hears of the other. Late import: presence builds on chat, not the reverse.
+    from presence.services import presence_co_membership_changed
+
+    try:
+        presence_co_membership_changed(user=user, room_id=room_id, joined=joined)
+    except Exception:
+        logger.exception(
+            "presence update after %s of user %s in %s failed", "join" if joined else "leave", user.pk, room_id
+        )
 
 
 def _room_id_taken(room_id: str) -> ChatError:
@@ -122,6 +142,7 @@ def room_get_or_create_direct(*, user: User, other: User) -> tuple[Room, bool]:
                 ]
             )
             transaction.on_commit(functools.partial(broadcast.room_added, room=room, user_ids=[other.pk]))
+            transaction.on_commit(functools.partial(_co_membership_changed, user=user, room_id=room.pk, joined=True))
     except IntegrityError:
         # Both users opened the chat at the same moment; the other insert won.
         return Room.objects.get(direct_key=direct_key), False
@@ -137,6 +158,7 @@ def room_join(*, user: User, room: Room, origin_sid: str | None = None) -> Membe
         with transaction.atomic():
             membership = Membership.objects.create(user=user, room=room)
             transaction.on_commit(lambda: broadcast.user_joined_room(user=user, room_id=room.pk, skip_sid=origin_sid))
+            transaction.on_commit(functools.partial(_co_membership_changed, user=user, room_id=room.pk, joined=True))
     except IntegrityError:
         # Two tabs joined at once; one membership is enough.
         return Membership.objects.get(user=user, room=room)
@@ -358,6 +380,7 @@ def ban_create(*, moderator: User, room: Room, user: User, reason: str = "") -> 
         )
         Membership.objects.filter(room=room, user=user).delete()
         transaction.on_commit(lambda: broadcast.user_removed_from_room(user=user, room_id=room.pk, banned=True))
+        transaction.on_commit(functools.partial(_co_membership_changed, user=user, room_id=room.pk, joined=False))
     return ban
 
 
@@ -368,6 +391,7 @@ def membership_remove(*, room: Room, user: User) -> None:
         deleted, _ = Membership.objects.filter(room=room, user=user).delete()
         if deleted:
             transaction.on_commit(lambda: broadcast.user_removed_from_room(user=user, room_id=room.pk, banned=False))
+            transaction.on_commit(functools.partial(_co_membership_changed, user=user, room_id=room.pk, joined=False))
 
 
 def site_ban_create(*, moderator: User, user: User, reason: str = "") -> SiteBan:

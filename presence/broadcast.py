@@ -62,3 +62,23 @@ async def user_status_changed(*, user_id: str, status: str, recipients: list[str
     metrics.count(f"{metrics.EVENTS}.status")
     payload: StatusPayload = {"userId": user_id, "status": status}
     await _emit("presence:status", payload, recipients=recipients)
+
+
+async def co_membership_changed(
+    *, user: UserRef, user_status: str | None, others: list[PresenceEntry], joined: bool
+) -> None:
+    """A join made `others` (online) co-members of `user`, or a removal made them
+    strangers: each side hears of the other as if they had come online or gone
+    offline, so presence lists follow membership without a reconnect."""
+    event = "presence:online" if joined else "presence:offline"
+    for other in others:
+        ref: UserRef = {"userId": other["userId"], "username": other["username"]}
+        await _emit(event, ref, recipients=[user["userId"]])
+        if joined and other["status"] != "online":
+            await user_status_changed(user_id=other["userId"], status=other["status"], recipients=[user["userId"]])
+    if user_status is None:  # the user is offline: nobody needs to hear of them
+        return
+    recipients = [other["userId"] for other in others]
+    await _emit(event, user, recipients=recipients)
+    if joined and user_status != "online":
+        await user_status_changed(user_id=user["userId"], status=user_status, recipients=recipients)

@@ -50,6 +50,21 @@ def user_and_co_member_refs(*, user_id: int | str) -> tuple[UserRef | None, list
     return me, others
 
 
+def co_members_changed_by(*, user_id: int | str, room_id: str) -> list[UserRef]:
+    """Members of the room who share no other room with the user: the ones a
+    join makes co-members, or a removal makes strangers. One query."""
+    metrics.count(metrics.SQL_QUERIES)
+    shared_elsewhere = Membership.objects.filter(room__memberships__user_id=user_id).exclude(room_id=room_id)
+    rows = (
+        User.objects.filter(memberships__room_id=room_id)
+        .exclude(pk=user_id)
+        .exclude(pk__in=shared_elsewhere.values("user_id"))
+        .values_list("pk", "username")
+        .order_by("username")
+    )
+    return [{"userId": str(pk), "username": name} for pk, name in rows]
+
+
 def online_among(refs: list[UserRef], statuses: dict[str, str]) -> list[PresenceEntry]:
     return [{**ref, "status": statuses[ref["userId"]]} for ref in refs if ref["userId"] in statuses]
 

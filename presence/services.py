@@ -30,6 +30,7 @@ tabs of a process whose lease ran out are dropped and their users go offline
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import os
 import uuid
@@ -43,6 +44,7 @@ from django.conf import settings
 from django.contrib.auth.models import User
 from django.db import IntegrityError
 
+from chat import broadcast as chat_broadcast
 from chat.schemas import UserRef
 from presence import broadcast, metrics, registry, selectors
 from presence.models import LastSeen
@@ -296,3 +298,28 @@ def last_seen_record(*, seen: dict[str, datetime]) -> None:
         LastSeen.objects.bulk_create(rows, update_conflicts=True, unique_fields=["user"], update_fields=["at"])
     except IntegrityError:  # a user deleted between the two queries
         logger.warning("last seen of %s not stored: a user was deleted meanwhile", sorted(seen))
+
+
+def presence_co_membership_changed(*, user: User, room_id: str, joined: bool) -> None:
+    """After a membership of `user` in `room_id` was created (joined) or removed
+    (committed already): tell the user and the online members who became (or
+    stopped being) co-members about each other. Sync; call from on_commit.
+    One query and one Redis command; nothing at all when nobody changed."""
+    changed = selectors.co_members_changed_by(user_id=user.pk, room_id=room_id)
+    if not changed:
+        return
+    me: UserRef = {"userId": str(user.pk), "username": user.get_username()}
+    statuses = registry.statuses_sync([me["userId"], *(ref["userId"] for ref in changed)])
+    others = selectors.online_among(changed, statuses)
+    if not others:
+        return
+    chat_broadcast.run_from_sync(
+        f"presence of user {user.pk} after a membership change in {room_id}",
+        functools.partial(
+            broadcast.co_membership_changed,
+            user=me,
+            user_status=statuses.get(me["userId"]),
+            others=others,
+            joined=joined,
+        ),
+    )
