@@ -35,11 +35,10 @@ migrate: install
 seed: migrate
 	$(BIN)/python manage.py seed_demo
 
-# uvicorn, not daphne: see "Why uvicorn" in the README. Per-message compression
-# is off to keep an idle WebSocket well under 50 KB of server memory.
+# uvicorn, not daphne: see "Why uvicorn" in the README; the flags live in
+# chatsite/serve.py, shared with the tests and the bench.
 run: seed
-	$(BIN)/python -m uvicorn chatsite.asgi:application --host $(HOST) --port $(PORT) \
-		--ws-per-message-deflate false --lifespan off
+	$(BIN)/python -m chatsite.serve
 
 lint: install-dev
 	$(BIN)/ruff check .

@@ -20,6 +20,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from chatsite.serve import uvicorn_command
+
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "bench" / "results"
 PYTHON = sys.executable
@@ -216,23 +218,13 @@ class Server:
     def start(self) -> Server:
         command = [
             *pinned(SERVER_CPU),
-            PYTHON,
-            "-m",
-            "uvicorn",
-            APPS[self.kind],
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(self.port),
-            "--ws-per-message-deflate",
-            "false",
-            "--lifespan",
-            "off",
-            "--log-level",
-            "warning",
-            "--no-access-log",
-            "--timeout-graceful-shutdown",
-            "2",
+            *uvicorn_command(
+                host="127.0.0.1",
+                port=self.port,
+                app=APPS[self.kind],
+                python=PYTHON,
+                extra=["--log-level", "warning", "--no-access-log", "--timeout-graceful-shutdown", "2"],
+            ),
         ]
         env = self.infra.django_env(prefix=self.redis_prefix) if self.kind == "ours" else {**os.environ}
         with self.log_path.open("ab") as log:

@@ -7,11 +7,12 @@ import os
 import signal
 import socket
 import subprocess
-import sys
 import time
 import urllib.request
 from pathlib import Path
 from typing import Any
+
+from chatsite.serve import uvicorn_command
 
 ROOT = Path(__file__).resolve().parents[2]
 LOG_DIR = ROOT / "test-artifacts"
@@ -52,25 +53,10 @@ class ServerProcess:
         return f"http://127.0.0.1:{self.port}"
 
     def start(self, timeout: float = 30) -> ServerProcess:
-        command = [
-            sys.executable,
-            "-m",
-            "uvicorn",
-            "chatsite.asgi:application",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(self.port),
-            "--ws-per-message-deflate",
-            "false",
-            "--lifespan",
-            "off",
-            "--log-level",
-            "warning",
-            # Open long-polling requests would otherwise hold a SIGTERM for a minute.
-            "--timeout-graceful-shutdown",
-            "2",
-        ]
+        # Open long-polling requests would otherwise hold a SIGTERM for a minute.
+        command = uvicorn_command(
+            host="127.0.0.1", port=self.port, extra=["--log-level", "warning", "--timeout-graceful-shutdown", "2"]
+        )
         log = open(self.log_path, "ab")  # noqa: SIM115 (closed with the process)
         self.process = subprocess.Popen(command, cwd=ROOT, env={**os.environ, **self.env}, stdout=log, stderr=log)
         deadline = time.monotonic() + timeout
