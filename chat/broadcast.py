@@ -107,10 +107,8 @@ def message_created(message: Message) -> None:
     )
 
 
-def message_updated(message: Message) -> None:
-    from chat.selectors import read_by_for
-
-    payload = message_payload(message, read_by_for([message])[message.pk])
+def message_updated(message: Message, read_by: list[str]) -> None:
+    payload = message_payload(message, read_by)
     _emit_from_sync("chat:message-updated", payload, to=room_audience(message.room_id))
 
 

@@ -128,7 +128,3 @@ def message_list_for_room(
 
 def message_get_by_client_id(*, author: User, client_id: str) -> Message | None:
     return _messages().filter(author=author, client_id=client_id).first()
-
-
-def room_ids_for_user(user: User) -> list[str]:
-    return list(Membership.objects.filter(user=user).values_list("room_id", flat=True))

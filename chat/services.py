@@ -19,7 +19,7 @@ from chat.access import is_room_moderator, membership_of
 from chat.errors import ChatError, ErrorCode
 from chat.models import Membership, Message, ReadReceipt, Room, RoomBan, RoomMute, SiteBan
 from chat.ratelimit import rate_limit_hit
-from chat.selectors import message_get_by_client_id
+from chat.selectors import message_get_by_client_id, read_by_for
 
 # --- Rooms --------------------------------------------------------------------
 
@@ -304,7 +304,8 @@ def message_edit(*, editor: User, message: Message, text: str) -> Message:
         message.text = text
         message.edited_at = timezone.now()
         message.save(update_fields=["text", "edited_at"])
-        transaction.on_commit(lambda: broadcast.message_updated(message))
+        read_by = read_by_for([message])[message.pk]
+        transaction.on_commit(lambda: broadcast.message_updated(message, read_by))
     return message
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 
 import pytest
+import redis
 
 from chatsite import redis as chat_redis
 
@@ -23,6 +24,8 @@ async def test_a_burst_beyond_the_pool_size_waits_instead_of_failing():
 
 @pytest.mark.redis
 def test_the_sync_client_uses_a_blocking_pool():
+    # (redis-py's default pool also holds 100 connections, but refuses the 101st)
     pool = chat_redis.sync_redis().connection_pool
+    assert isinstance(pool, redis.BlockingConnectionPool)
     assert pool.max_connections == chat_redis.POOL_SIZE
     assert chat_redis.sync_redis().ping()

@@ -7,7 +7,7 @@ from __future__ import annotations
 import pytest
 from asgiref.sync import sync_to_async
 
-from chat.models import Membership, RoomBan
+from chat.models import Membership
 from tests.chat.sockets.conftest import rest
 from tests.conftest import token_for
 from tests.presence.conftest import about, make_world
@@ -62,4 +62,3 @@ def test_a_join_with_nobody_new_online_costs_one_query(django_assert_num_queries
     users = world({"lobby": ["alice", "bob"]})
     with django_assert_num_queries(1):
         presence_co_membership_changed(user=users["alice"], room_id="lobby", joined=True)
-    assert Membership.objects.count() == 2 and not RoomBan.objects.exists()
