@@ -6,6 +6,7 @@ their existence is the only thing an outsider learns; unknown ids `not_found`.
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Any
 
 from django.contrib.auth.models import AnonymousUser, User
@@ -18,6 +19,12 @@ from chat.models import Membership, Message, Room, RoomBan, RoomMute
 AnyUser = User | AnonymousUser
 
 MODERATOR_ROLES = (Membership.Role.OWNER, Membership.Role.MODERATOR)
+
+# The words of the refusals, shared with chat/message_writer.py, which checks
+# the same rules in SQL.
+BANNED_MESSAGE = "You are banned from this room"
+PRIVATE_MESSAGE = "This room is private"
+NOT_MEMBER_MESSAGE = "Join the room before sending to it"
 
 
 def _room(room_id: str, user: AnyUser) -> Room:
@@ -63,9 +70,9 @@ def access_room(user: AnyUser, room_id: str) -> Room:
     # The ban first: a ban also ends the membership, so a banned user of a
     # private room would otherwise hear `forbidden`, not why.
     if _standing(room, "is_banned"):
-        raise ChatError(ErrorCode.BANNED, "You are banned from this room")
+        raise ChatError(ErrorCode.BANNED, BANNED_MESSAGE)
     if room.visibility != Room.Visibility.PUBLIC and not _standing(room, "is_member"):
-        raise ChatError(ErrorCode.FORBIDDEN, "This room is private")
+        raise ChatError(ErrorCode.FORBIDDEN, PRIVATE_MESSAGE)
     return room
 
 
@@ -78,11 +85,15 @@ def access_room_for_send(user: User, room_id: str) -> Room:
     """A room the user is a member of and may currently write to."""
     room = access_room(user, room_id)
     if not _standing(room, "is_member"):
-        raise ChatError(ErrorCode.FORBIDDEN, "Join the room before sending to it")
+        raise ChatError(ErrorCode.FORBIDDEN, NOT_MEMBER_MESSAGE)
     muted_until = _standing(room, "muted_until")
     if muted_until is not None:
-        raise ChatError(ErrorCode.MUTED, f"You are muted in this room until {muted_until:%Y-%m-%d %H:%M} UTC")
+        raise muted_error(muted_until)
     return room
+
+
+def muted_error(until: datetime) -> ChatError:
+    return ChatError(ErrorCode.MUTED, f"You are muted in this room until {until.astimezone(UTC):%Y-%m-%d %H:%M} UTC")
 
 
 def access_room_for_moderation(user: AnyUser, room_id: str) -> Room:

@@ -21,7 +21,7 @@ from asgiref.sync import async_to_sync
 from django.contrib.auth.models import User
 
 from chat.models import Message, Room
-from chat.schemas import message_payload, user_ref
+from chat.schemas import MessagePayload, message_payload, user_ref
 from chat.sockets.server import CHAT_NAMESPACE, sio
 
 logger = logging.getLogger(__name__)
@@ -105,6 +105,18 @@ def message_created(message: Message) -> None:
     _emit_from_sync(
         "chat:message", message_payload(message, [str(message.author_id)]), to=room_audience(message.room_id)
     )
+
+
+async def messages_created(payloads: list[MessagePayload]) -> None:
+    """message_created from the event loop, for messages stored by
+    chat/message_writer.py, given in seq order per room.
+
+    All at once, so the bus carries them in one publish. They still leave in
+    the order given: each emit queues its packets to local sockets and hands
+    its message to the bus in its first step, and the loop runs the emits in
+    the order they were created.
+    """
+    await asyncio.gather(*(emit("chat:message", p, to=room_audience(p["roomId"])) for p in payloads))
 
 
 def message_updated(message: Message, read_by: list[str]) -> None:

@@ -5,32 +5,47 @@ from __future__ import annotations
 import logging
 import time
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from django.conf import settings
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from chatsite.redis import key, sync_redis
+from chatsite.redis import async_redis, key, sync_redis
 
 logger = logging.getLogger(__name__)
 
-# One round trip, atomic: drop entries older than the window, count, and admit
-# (recording the attempt) only while under the limit. Redis's own clock keeps
-# processes on different machines in agreement.
+# One round trip, atomic, for n attempts at once (the socket send path admits a
+# whole batch of sends in one call): for each, drop entries older than the
+# window, count, and admit (recording the attempt) only while under the limit.
+# Attempts of one user in the same call count against each other, in order.
+# Redis's own clock keeps processes on different machines in agreement.
+# KEYS: n rate keys, then optionally n keys that are only reported on (do they
+# exist?): the send path learns in the same round trip whether the sender's
+# typing indicator is up. ARGV: window ms, limit, then n entry names.
 _SLIDING_WINDOW = """
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local window = tonumber(ARGV[1])
 local limit = tonumber(ARGV[2])
-redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now - window)
-if redis.call('ZCARD', KEYS[1]) >= limit then
-  local oldest = redis.call('ZRANGE', KEYS[1], 0, 0, 'WITHSCORES')
-  return {0, tonumber(oldest[2]) + window - now}
+local n = #ARGV - 2
+local answers = {}
+for i = 1, n do
+  local k = KEYS[i]
+  local watched = 0
+  if KEYS[n + i] then watched = redis.call('EXISTS', KEYS[n + i]) end
+  redis.call('ZREMRANGEBYSCORE', k, '-inf', now - window)
+  if redis.call('ZCARD', k) >= limit then
+    local oldest = redis.call('ZRANGE', k, 0, 0, 'WITHSCORES')
+    table.insert(answers, {0, tonumber(oldest[2]) + window - now, watched})
+  else
+    redis.call('ZADD', k, now, ARGV[2 + i])
+    redis.call('PEXPIRE', k, window)
+    table.insert(answers, {1, 0, watched})
+  end
 end
-redis.call('ZADD', KEYS[1], now, ARGV[3])
-redis.call('PEXPIRE', KEYS[1], window)
-return {1, 0}
+return answers
 """
 
 
@@ -38,21 +53,72 @@ return {1, 0}
 class RateDecision:
     allowed: bool
     retry_after_seconds: float
+    # The entry recorded for an admitted attempt (None when refused, or when
+    # Redis was unreachable), so it can be given back.
+    entry: str | None = None
+    # Whether the watched key existed (True when Redis was unreachable: unknown).
+    watched_exists: bool = False
 
 
 def rate_limit_hit(*, user_id: int, bucket: str = "messages") -> RateDecision:
     """Record one send by the user and say whether it is within the limit."""
-    window_ms = settings.CHAT_RATE_LIMIT_WINDOW * 1000
-    limit = settings.CHAT_RATE_LIMIT_MESSAGES
-    member = f"{time.time_ns()}-{uuid.uuid4().hex[:8]}"
+    entries = [_new_entry()]
     try:
-        allowed, retry_ms = sync_redis().eval(
-            _SLIDING_WINDOW, 1, key("rate", bucket, user_id), window_ms, limit, member
-        )
+        answers = sync_redis().eval(_SLIDING_WINDOW, 1, *_script_args([user_id], bucket, entries, None))
     except (RedisConnectionError, RedisTimeoutError):
-        # Fail open: while Redis is unreachable (a restart takes seconds) the
-        # chat keeps accepting messages, which PostgreSQL stores durably; only
-        # the flood protection lapses, and the outage is in the log.
-        logger.warning("rate limit unavailable (Redis unreachable): admitting user %s", user_id, exc_info=True)
-        return RateDecision(allowed=True, retry_after_seconds=0)
-    return RateDecision(allowed=bool(allowed), retry_after_seconds=max(0, int(retry_ms)) / 1000)
+        return _fail_open([user_id])[0]
+    return _decisions(answers, entries)[0]
+
+
+async def rate_limit_hit_many_async(
+    *, user_ids: Sequence[int], watch: Sequence[str] | None = None, bucket: str = "messages"
+) -> list[RateDecision]:
+    """rate_limit_hit for several attempts, in order, from the event loop (the
+    socket send path), in one round trip; also says whether each key of
+    `watch` (one per attempt) exists."""
+    entries = [_new_entry() for _ in user_ids]
+    n_keys = len(user_ids) * (1 if watch is None else 2)
+    try:
+        answers = await async_redis().eval(_SLIDING_WINDOW, n_keys, *_script_args(user_ids, bucket, entries, watch))
+    except (RedisConnectionError, RedisTimeoutError):
+        return _fail_open(user_ids)
+    return _decisions(answers, entries)
+
+
+async def rate_limit_refund_async(*, user_id: int, decision: RateDecision, bucket: str = "messages") -> None:
+    """Give back an admitted send that turned out not to be a new message
+    (refused, or a resend): only new messages count against the limit."""
+    if decision.entry is not None:
+        await async_redis().zrem(key("rate", bucket, user_id), decision.entry)
+
+
+def _new_entry() -> str:
+    return f"{time.time_ns()}-{uuid.uuid4().hex[:8]}"
+
+
+def _script_args(
+    user_ids: Sequence[int], bucket: str, entries: list[str], watch: Sequence[str] | None
+) -> list[str | int]:
+    keys = [key("rate", bucket, user_id) for user_id in user_ids]
+    window_ms = settings.CHAT_RATE_LIMIT_WINDOW * 1000
+    return [*keys, *(watch or ()), window_ms, settings.CHAT_RATE_LIMIT_MESSAGES, *entries]
+
+
+def _decisions(answers: list[list[int]], entries: list[str]) -> list[RateDecision]:
+    return [
+        RateDecision(
+            allowed=bool(allowed),
+            retry_after_seconds=max(0, int(retry_ms)) / 1000,
+            entry=entry if allowed else None,
+            watched_exists=bool(watched),
+        )
+        for (allowed, retry_ms, watched), entry in zip(answers, entries, strict=True)
+    ]
+
+
+def _fail_open(user_ids: Sequence[int]) -> list[RateDecision]:
+    # While Redis is unreachable (a restart takes seconds) the chat keeps
+    # accepting messages, which PostgreSQL stores durably; only the flood
+    # protection lapses, and the outage is in the log.
+    logger.warning("rate limit unavailable (Redis unreachable): admitting users %s", list(user_ids), exc_info=True)
+    return [RateDecision(allowed=True, retry_after_seconds=0, watched_exists=True) for _ in user_ids]

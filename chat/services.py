@@ -198,6 +198,9 @@ def room_update(
 # --- Messages -----------------------------------------------------------------
 
 
+NO_REPLY_MESSAGE = "replyTo does not name a message of this room"
+
+
 class SendResult(NamedTuple):
     message: Message
     created: bool  # False: a resend of a clientId already stored
@@ -220,13 +223,13 @@ def message_send(
     if client_id is not None:
         existing = message_get_by_client_id(author=sender, client_id=client_id)
         if existing is not None:
-            return _resend(existing, room)
+            return resend_of(existing, room_id=room.pk)
 
     reply_to = None
     if reply_to_id is not None:
         reply_to = Message.objects.select_related("author").filter(pk=reply_to_id, room=room).first()
         if reply_to is None:
-            raise ChatError(ErrorCode.NOT_FOUND, "replyTo does not name a message of this room")
+            raise ChatError(ErrorCode.NOT_FOUND, NO_REPLY_MESSAGE)
 
     # Charged after the cheap refusals, so a send refused for bad input costs
     # no quota; slow mode is checked under the lock below.
@@ -262,17 +265,17 @@ def message_send(
         existing = message_get_by_client_id(author=sender, client_id=client_id)
         if existing is None:
             raise
-        return _resend(existing, room)
+        return resend_of(existing, room_id=room.pk)
     message.author = sender
     message.reply_to = reply_to
     return SendResult(message, True)
 
 
-def _resend(existing: Message, room: Room) -> SendResult:
+def resend_of(existing: Message, *, room_id: str) -> SendResult:
     """A clientId names one message: a resend into its room gets it back; the
     same clientId in another room is a client bug, refused rather than
     acknowledged with a message that room never had."""
-    if existing.room_id != room.pk:
+    if existing.room_id != room_id:
         raise ChatError(
             ErrorCode.INVALID,
             "clientId was already used for a message in another room",

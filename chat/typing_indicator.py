@@ -24,7 +24,7 @@ logger = logging.getLogger(__name__)
 _timers: set[asyncio.Task[None]] = set()
 
 
-def _typing_key(room_id: str, user_id: str) -> str:
+def typing_key(room_id: str, user_id: str) -> str:
     return key("typing", room_id, user_id)
 
 
@@ -38,10 +38,10 @@ async def typing_started(*, user: UserRef, room_id: str, sid: str) -> None:
     token = uuid.uuid4().hex
     redis = async_redis()
     async with redis.pipeline(transaction=True) as pipe:
-        pipe.getset(_typing_key(room_id, user["userId"]), token)
+        pipe.getset(typing_key(room_id, user["userId"]), token)
         # The key outlives the timer by a margin so the timer always finds it;
         # the expiry itself only cleans up after a process that died.
-        pipe.expire(_typing_key(room_id, user["userId"]), timeout + 2)
+        pipe.expire(typing_key(room_id, user["userId"]), timeout + 2)
         previous, _ = await pipe.execute()
     if previous is None:  # a refresh while already typing tells nobody anything new
         await _announce(user, room_id, True, skip_sid=sid)
@@ -58,7 +58,7 @@ def _timer_done(task: asyncio.Task[None]) -> None:
 
 async def typing_stopped(*, user: UserRef, room_id: str, sid: str | None = None) -> None:
     """Clear the indicator if it is up (explicit stop, a send, a disconnect)."""
-    if await async_redis().delete(_typing_key(room_id, user["userId"])):
+    if await async_redis().delete(typing_key(room_id, user["userId"])):
         await _announce(user, room_id, False, skip_sid=sid)
 
 
@@ -71,5 +71,5 @@ return 0
 
 async def _expire_later(*, user: UserRef, room_id: str, token: str, delay: float) -> None:
     await asyncio.sleep(delay)
-    if await async_redis().eval(_DELETE_IF_TOKEN, 1, _typing_key(room_id, user["userId"]), token):
+    if await async_redis().eval(_DELETE_IF_TOKEN, 1, typing_key(room_id, user["userId"]), token):
         await _announce(user, room_id, False, skip_sid=None)

@@ -5,6 +5,7 @@ Wiring only. The Socket.IO server and its handlers live in chat/sockets/.
 
 from __future__ import annotations
 
+import gc
 import os
 
 from django.core.asgi import get_asgi_application
@@ -33,3 +34,11 @@ application = ProtocolTypeRouter(
         "websocket": URLRouter([path("socket.io/", socketio_app)]),
     }
 )
+
+# Everything imported so far lives as long as the process. Frozen, the
+# garbage collector's full passes no longer walk it: in a Django process they
+# stalled the event loop for about 100 ms each under load, and a larger first
+# generation makes the young-object passes rarer. Both measured with `make
+# bench` (docs/benchmark.md, "Garbage collection").
+gc.freeze()
+gc.set_threshold(10_000, 20, 10)

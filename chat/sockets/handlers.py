@@ -17,12 +17,11 @@ import socketio
 from channels.db import database_sync_to_async
 from django.contrib.auth.models import User
 
-from chat import access, broadcast, selectors, services, typing_indicator
+from chat import access, broadcast, message_writer, selectors, services, typing_indicator
 from chat.errors import ChatError, ErrorCode
 from chat.schemas import (
     HISTORY_ON_JOIN,
     HISTORY_SINCE_MAX,
-    SendRequest,
     parse_join,
     parse_leave,
     parse_read,
@@ -178,29 +177,20 @@ async def room_leave(sid: str, payload: Any) -> Ack:
 # --- messages -------------------------------------------------------------------
 
 
-@database_sync_to_async
-def _send(user: User, request: SendRequest) -> services.SendResult:
-    room = access.access_room_for_send(user, request.room_id)
-    return services.message_send(
-        sender=user, room=room, text=request.text, reply_to_id=request.reply_to, client_id=request.client_id
-    )
-
-
 @chat_event("chat:message")
 async def chat_message(sid: str, payload: Any) -> Ack:
     request = parse_send(payload)
     user = await _user(sid)
-    result = await _send(user, request)
-    room_id = result.message.room_id
+    result = await message_writer.message_send(
+        sender=user,
+        room_id=request.room_id,
+        text=request.text,
+        reply_to_id=request.reply_to,
+        client_id=request.client_id,
+        sid=sid,
+    )
     session = await sio.get_session(sid, namespace=CHAT_NAMESPACE)
-    session["typing_in"].discard(room_id)
-    # Unconditionally: the user may have been typing on another socket or
-    # process, and the indicator lives in Redis, not in this session. Best
-    # effort: the message is committed, so its ack must say ok whatever Redis does.
-    try:
-        await typing_indicator.typing_stopped(user=user_ref(user), room_id=room_id, sid=sid)
-    except Exception:
-        logger.warning("clearing the typing of user %s in %s after a send failed", user.pk, room_id, exc_info=True)
+    session["typing_in"].discard(request.room_id)
     return {"messageId": str(result.message.pk), "seq": result.message.seq}
 
 

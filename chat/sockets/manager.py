@@ -26,7 +26,9 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 from channels.layers import get_channel_layer
+from engineio import packet as eio_packet
 from redis.exceptions import ConnectionError as RedisConnectionError
+from socketio import packet as sio_packet
 from socketio.async_manager import AsyncManager
 from socketio.async_pubsub_manager import AsyncPubSubManager
 
@@ -50,11 +52,72 @@ _REBUILD_BACKOFF_MAX = 5.0
 PUBLISH_TIMEOUT = 2.0
 
 
+# Messages carried by one bus message at most (a batch of chat messages of
+# 5,000 characters each stays under a few hundred KB).
+OUTBOX_BATCH = 50
+_BATCH = "batch"
+
+
+def _unbatched(data: Any) -> list[dict[str, Any]]:
+    """The messages of one bus message: a batch's, or the one it is."""
+    if not isinstance(data, dict):
+        return []
+    if data.get("method") == _BATCH:
+        return [m for m in data.get("messages", ()) if isinstance(m, dict)]
+    return [data]
+
+
 class BusDroppedError(Exception):
     """The subscription to the bus went silent; the listener rebuilds it."""
 
 
-class ChannelLayerManager(AsyncPubSubManager):
+class _InlineFanOut(AsyncManager):
+    """AsyncManager.emit to this process's sockets without a task per recipient.
+
+    python-socketio creates a task for every recipient of an emit and waits for
+    them all; handing a packet to a socket only puts it on that socket's queue,
+    so the tasks cost more than the work: about a tenth of the server's CPU at
+    a few hundred messages a second into rooms of 20 (docs/benchmark.md). Here
+    the packet is encoded once and queued to each recipient in turn, in order.
+    Emits with a callback (acks expected from clients, which we never ask for)
+    keep python-socketio's own path.
+    """
+
+    async def emit(
+        self,
+        event: str,
+        data: Any,
+        namespace: str,
+        room: str | None = None,
+        skip_sid: str | list[str] | None = None,
+        callback: Any = None,
+        to: str | None = None,
+        **kwargs: Any,
+    ) -> None:
+        room = to or room
+        if callback is not None or namespace not in self.rooms or self.server is None:
+            await super().emit(event, data, namespace, room=room, skip_sid=skip_sid, callback=callback, **kwargs)
+            return
+        args = list(data) if isinstance(data, tuple) else [] if data is None else [data]
+        skip = set(skip_sid) if isinstance(skip_sid, list) else {skip_sid}
+        encoded = self.server.packet_class(sio_packet.EVENT, namespace=namespace, data=[event, *args]).encode()
+        parts = encoded if isinstance(encoded, list) else [encoded]
+        eio_packets = [eio_packet.Packet(eio_packet.MESSAGE, part) for part in parts]
+        # A copy: a send can close a socket whose client stopped answering
+        # pings, which changes the room while we walk it.
+        for sid, eio_sid in list(self.get_participants(namespace, room)):
+            if sid in skip:
+                continue
+            for eio_pkt in eio_packets:
+                try:
+                    await self.server._send_eio_packet(eio_sid, eio_pkt)
+                except Exception:
+                    # That socket is closing; the others still get the packet.
+                    logger.debug("emit of %s to %s failed", event, sid, exc_info=True)
+                    break
+
+
+class ChannelLayerManager(AsyncPubSubManager, _InlineFanOut):
     name = "channels"
 
     def __init__(
@@ -76,6 +139,9 @@ class ChannelLayerManager(AsyncPubSubManager):
         self._down_since = 0.0
         self._last_seen = 0.0
         self._last_beat_sent = 0.0
+        self._outbox: list[tuple[dict[str, Any], asyncio.Future[None]]] = []
+        self._outbox_ready: asyncio.Event | None = None
+        self._outbox_task: asyncio.Task[None] | None = None
         # The server's event loop, known once the first client arrived: sync
         # code on other threads hands fan-out to it (chat/broadcast.py).
         self.loop: asyncio.AbstractEventLoop | None = None
@@ -89,6 +155,53 @@ class ChannelLayerManager(AsyncPubSubManager):
         return self._channel_layer or get_channel_layer()
 
     async def _publish(self, data: dict[str, Any]) -> None:
+        """Hand a message to the bus; return once it is published.
+
+        One sender task per process publishes in call order. What is handed
+        over while a publish is in flight goes out together in the next one,
+        as one bus message: under load, a Redis PUBLISH (and its decoding by
+        every process, this one included) carries many emits instead of one.
+        """
+        loop = asyncio.get_running_loop()
+        if loop is not self.loop:
+            # A short-lived loop (async_to_sync in a command or a test) would
+            # end with the sender task still in it: publish directly.
+            await self._group_send(data)
+            return
+        ready = self._outbox_ready
+        if ready is None or self._outbox_task is None or self._outbox_task.done():
+            ready = self._outbox_ready = asyncio.Event()
+            self._outbox_task = loop.create_task(self._send_outbox(ready))
+        sent: asyncio.Future[None] = loop.create_future()
+        self._outbox.append((data, sent))
+        ready.set()
+        await sent
+
+    async def _send_outbox(self, ready: asyncio.Event) -> None:
+        while True:
+            await ready.wait()
+            ready.clear()
+            batch, self._outbox = self._outbox[:OUTBOX_BATCH], self._outbox[OUTBOX_BATCH:]
+            if self._outbox:
+                ready.set()
+            if not batch:
+                continue
+            messages = [data for data, _ in batch]
+            try:
+                if len(messages) == 1:
+                    await self._group_send(messages[0])
+                else:
+                    await self._group_send({"method": _BATCH, "messages": messages})
+            except Exception as error:
+                for _, sent in batch:
+                    if not sent.done():
+                        sent.set_exception(error)
+            else:
+                for _, sent in batch:
+                    if not sent.done():
+                        sent.set_result(None)
+
+    async def _group_send(self, data: dict[str, Any]) -> None:
         layer = self._layer()
         message = {"type": "socketio.message", "data": data}
         # Bounded: the layer's connection has no socket timeout, and a Redis
@@ -132,8 +245,7 @@ class ChannelLayerManager(AsyncPubSubManager):
                         message = receiver.result()
                         receiver = None
                         self._last_seen = time.monotonic()
-                        data = message.get("data") if isinstance(message, dict) else None
-                        if isinstance(data, dict):
+                        for data in _unbatched(message.get("data") if isinstance(message, dict) else None):
                             if data.get("method") == _HEARTBEAT:
                                 if data.get("host_id") == self.host_id:
                                     self._bus_alive()

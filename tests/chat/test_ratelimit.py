@@ -10,7 +10,7 @@ import pytest
 from django.test import override_settings
 
 from chat import ratelimit
-from chatsite.redis import sync_redis
+from chatsite.redis import async_redis, sync_redis
 
 _users = itertools.count(10_000_000)
 
@@ -66,3 +66,36 @@ def test_an_unreachable_redis_fails_open(user_id, monkeypatch, caplog):
     monkeypatch.setattr(ratelimit, "sync_redis", lambda: unreachable)
     assert ratelimit.rate_limit_hit(user_id=user_id).allowed
     assert "rate limit unavailable" in caplog.text
+
+
+@override_settings(CHAT_RATE_LIMIT_MESSAGES=2, CHAT_RATE_LIMIT_WINDOW=10)
+async def test_a_batch_is_admitted_in_order_in_one_call(user_id):
+    # given a watched key that exists and one that does not
+    typing = ratelimit.key("test-watch", user_id)
+    await async_redis().set(typing, "1", ex=10)
+
+    # when three attempts of one user and one of another arrive in one batch
+    decisions = await ratelimit.rate_limit_hit_many_async(
+        user_ids=[user_id, user_id, user_id + 1, user_id],
+        watch=[typing, typing, ratelimit.key("test-watch", "none"), typing],
+    )
+
+    # then the user's attempts count against each other in order, the other
+    # user's apart, and each decision says whether its watched key exists
+    assert [d.allowed for d in decisions] == [True, True, True, False]
+    assert [d.watched_exists for d in decisions] == [True, True, False, True]
+    assert decisions[0].entry and decisions[1].entry and decisions[3].entry is None
+    assert 9 < decisions[3].retry_after_seconds <= 10
+
+
+@override_settings(CHAT_RATE_LIMIT_MESSAGES=1, CHAT_RATE_LIMIT_WINDOW=10)
+async def test_a_refund_gives_the_attempt_back(user_id):
+    (first,) = await ratelimit.rate_limit_hit_many_async(user_ids=[user_id])
+    (second,) = await ratelimit.rate_limit_hit_many_async(user_ids=[user_id])
+    assert first.allowed and not second.allowed
+
+    await ratelimit.rate_limit_refund_async(user_id=user_id, decision=first)
+    await ratelimit.rate_limit_refund_async(user_id=user_id, decision=second)  # nothing recorded: a no-op
+
+    (third,) = await ratelimit.rate_limit_hit_many_async(user_ids=[user_id])
+    assert third.allowed

@@ -61,3 +61,59 @@ async def test_a_silently_dead_subscription_is_counted_logged_and_rebuilt(caplog
         listener.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await listener
+
+
+class _SlowLayer(InMemoryChannelLayer):
+    """An in-memory layer whose publishes take a while and are counted."""
+
+    def __init__(self) -> None:
+        super().__init__(capacity=1000)
+        self.group_sends = 0
+        self.fail = False
+
+    async def group_send(self, group, message):
+        self.group_sends += 1
+        await asyncio.sleep(0.01)
+        if self.fail:
+            raise ConnectionError("bus down")
+        await super().group_send(group, message)
+
+
+async def test_emits_handed_over_during_a_publish_go_out_together_in_order():
+    # given a manager on its server's loop, over a bus whose publishes take 10 ms
+    layer = _SlowLayer()
+    group = f"bus-{uuid.uuid4().hex[:8]}"
+    manager = ChannelLayerManager(group, channel_layer=layer)
+    manager.loop = asyncio.get_running_loop()  # what initialize() does in a server
+    received: list[dict] = []
+
+    async def consume():
+        async for message in manager._listen():
+            received.append(message)
+
+    listener = asyncio.create_task(consume())
+    try:
+        await _wait(lambda: group in layer.groups)
+        before = layer.group_sends
+
+        # when twenty emits are handed over at once
+        await asyncio.gather(
+            *(manager._publish({"method": "emit", "event": f"e{i}", "host_id": "another-host"}) for i in range(20))
+        )
+
+        # then they all arrive, in order, in far fewer publishes
+        await _wait(lambda: len(received) == 20)
+        assert [m["event"] for m in received] == [f"e{i}" for i in range(20)]
+        assert layer.group_sends - before <= 3
+
+        # and a publish that fails fails every emit it carried
+        layer.fail = True
+        results = await asyncio.gather(
+            *(manager._publish({"method": "emit", "event": "lost", "host_id": "another-host"}) for _ in range(3)),
+            return_exceptions=True,
+        )
+        assert all(isinstance(r, ConnectionError) for r in results), results
+    finally:
+        listener.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await listener

@@ -1,0 +1,431 @@
+"""message_send for sockets: the hot path, stored in batches, one SQL statement a batch.
+
+services.message_send (the ORM, one transaction, ten round trips on one thread)
+held about 50 messages a second per process (docs/benchmark.md). On this kind
+of machine a round trip to PostgreSQL or Redis costs a few hundred
+microseconds of CPU however little it carries, so the socket path on
+PostgreSQL pays its round trips per batch of sends, not per send (group
+commit), with the same rules and answers as message_send:
+
+- Sends of every room queue up for one writer task per process. The writer
+  takes everything queued (up to MAX_BATCH) and, for the whole batch: charges
+  the rate limit with one Redis call (chat/ratelimit.py), stores the sends
+  with STORE_BATCH (one statement, autocommit, from the event loop through
+  chatsite/pg.py), answers every send, then broadcasts the new messages in
+  seq order (the bus publishes what is emitted together as one message, see
+  chat/sockets/manager.py). While a batch is in flight the next one gathers:
+  under light load a batch is one send; under heavy load it grows and the cost
+  per message falls, instead of a queue of round trips forming.
+- STORE_BATCH checks what access.access_room_for_send and message_send check
+  (room, ban, membership, mute, clientId resend, replyTo) for every send,
+  then, per room, bumps `chat_room.last_seq` by the number accepted and
+  inserts them with consecutive seqs. It locks the room rows in id order, so
+  batches of several processes wait for each other and never deadlock; seqs
+  keep neither holes nor twins. One writer per process sends batches one at
+  a time, so broadcasts leave a process in seq order.
+- A send charged by the rate limit that turns out to be refused or a resend is
+  given back, so, as with message_send, only new messages count.
+
+The rare cases go through services.message_send: the embedded default
+(SQLite), rooms in slow mode, a send over the rate limit (so access refusals
+and resends still win over `rate_limited`, as there), and a batch that hit a
+clientId race (its sends are then stored one by one).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import logging
+import weakref
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from channels.db import database_sync_to_async
+from django.contrib.auth.models import User
+from psycopg.errors import UniqueViolation
+
+from chat import access, broadcast, services, typing_indicator
+from chat.errors import ChatError, ErrorCode
+from chat.models import Message
+from chat.ratelimit import RateDecision, rate_limit_hit_many_async, rate_limit_refund_async
+from chat.schemas import MessagePayload, message_payload, user_ref
+from chatsite import pg
+
+logger = logging.getLogger(__name__)
+
+# Sends stored by one statement at most. Texts are at most 5,000 characters,
+# so a batch stays well under a megabyte.
+MAX_BATCH = 100
+
+# Every send of the batch is checked in the order message_send checks it; only
+# those with status 'ok' get a seq. Column names are Django's (chat/models.py).
+STORE_BATCH = """
+WITH sends AS (
+    SELECT * FROM unnest(
+        %(room_ids)s::varchar[], %(author_ids)s::integer[], %(texts)s::text[],
+        %(reply_to_ids)s::bigint[], %(client_ids)s::varchar[]
+    ) WITH ORDINALITY AS s(room_id, author_id, text, reply_to_id, client_id, ord)
+),
+checked AS (
+    SELECT
+        s.ord,
+        s.room_id,
+        CASE
+            WHEN room.id IS NULL THEN 'not_found'
+            WHEN EXISTS (
+                SELECT 1 FROM chat_roomban b WHERE b.room_id = s.room_id AND b.user_id = s.author_id
+            ) THEN 'banned'
+            WHEN NOT EXISTS (
+                SELECT 1 FROM chat_membership m WHERE m.room_id = s.room_id AND m.user_id = s.author_id
+            ) THEN CASE WHEN room.visibility = 'public' THEN 'not_member' ELSE 'private' END
+            WHEN mute.until IS NOT NULL THEN 'muted'
+            WHEN room.slow_mode_seconds > 0 THEN 'slow_mode'
+            WHEN previous.id IS NOT NULL THEN 'resend'
+            WHEN s.reply_to_id IS NOT NULL AND reply.id IS NULL THEN 'no_reply'
+            ELSE 'ok'
+        END AS status,
+        mute.until AS muted_until,
+        previous.id AS previous_id,
+        previous.room_id AS previous_room_id,
+        previous.seq AS previous_seq,
+        reply.author_id AS reply_author_id,
+        reply_author.username AS reply_username,
+        reply.text AS reply_text,
+        reply.deleted_at AS reply_deleted_at
+    FROM sends s
+    LEFT JOIN chat_room room ON room.id = s.room_id
+    LEFT JOIN LATERAL (
+        SELECT max(mu.until) AS until FROM chat_roommute mu
+        WHERE mu.room_id = s.room_id AND mu.user_id = s.author_id AND mu.until > now()
+    ) mute ON true
+    LEFT JOIN chat_message previous
+        ON s.client_id IS NOT NULL AND previous.author_id = s.author_id AND previous.client_id = s.client_id
+    LEFT JOIN chat_message reply ON reply.id = s.reply_to_id AND reply.room_id = s.room_id
+    LEFT JOIN auth_user reply_author ON reply_author.id = reply.author_id
+),
+fresh AS (
+    SELECT
+        ord,
+        room_id,
+        row_number() OVER (PARTITION BY room_id ORDER BY ord) AS n,
+        count(*) OVER (PARTITION BY room_id) AS total
+    FROM checked WHERE status = 'ok'
+),
+-- Row locks in id order: two processes' batches touching the same rooms wait
+-- for each other instead of deadlocking. The UPDATE below only touches rows
+-- locked here.
+locked AS MATERIALIZED (
+    SELECT id FROM chat_room WHERE id IN (SELECT room_id FROM fresh) ORDER BY id FOR UPDATE
+),
+bumped AS (
+    UPDATE chat_room SET last_seq = chat_room.last_seq + counts.total
+    FROM locked JOIN (SELECT DISTINCT room_id, total FROM fresh) counts ON counts.room_id = locked.id
+    WHERE chat_room.id = locked.id
+    RETURNING chat_room.id, chat_room.last_seq
+),
+numbered AS (
+    SELECT fresh.ord, bumped.last_seq - fresh.total + fresh.n AS seq
+    FROM fresh JOIN bumped ON bumped.id = fresh.room_id
+),
+inserted AS (
+    INSERT INTO chat_message (room_id, seq, author_id, text, reply_to_id, client_id, created_at)
+    SELECT s.room_id, numbered.seq, s.author_id, s.text, s.reply_to_id, s.client_id, clock_timestamp()
+    FROM numbered JOIN sends s USING (ord)
+    ORDER BY numbered.ord
+    RETURNING id, room_id, seq, created_at
+)
+SELECT
+    c.status, c.muted_until, c.previous_id, c.previous_room_id, c.previous_seq,
+    c.reply_author_id, c.reply_username, c.reply_text, c.reply_deleted_at,
+    i.id, i.seq, i.created_at
+FROM checked c
+LEFT JOIN numbered USING (ord)
+LEFT JOIN inserted i ON i.room_id = c.room_id AND i.seq = numbered.seq
+ORDER BY c.ord
+"""
+
+# Batches being fanned out at once, at most (see _broadcast).
+MAX_BROADCASTS_IN_FLIGHT = 8
+
+# What the writer answers a send that STORE_BATCH did not settle, for
+# message_send to take through the ORM service.
+_SLOW_MODE = "slow_mode"
+_OVER_LIMIT = "over_limit"
+
+
+@dataclass
+class _Send:
+    sender: User
+    room_id: str
+    text: str
+    reply_to_id: int | None
+    client_id: str | None
+    typing_key: str
+    decision: RateDecision | None = None
+    answer: asyncio.Future[services.SendResult | str] = field(
+        default_factory=lambda: asyncio.get_running_loop().create_future()
+    )
+
+
+class _Writer:
+    """The sends waiting for this process's writer task, and the task."""
+
+    def __init__(self) -> None:
+        self.queue: list[_Send] = []
+        self.task: asyncio.Task[None] | None = None
+        self.broadcasts: collections.deque[asyncio.Task[None]] = collections.deque()
+
+
+# One writer per event loop (tests and async_to_sync run loops of their own).
+_writers: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _Writer] = weakref.WeakKeyDictionary()
+
+
+async def message_send(
+    *, sender: User, room_id: str, text: str, reply_to_id: int | None, client_id: str | None, sid: str
+) -> services.SendResult:
+    """Store a socket send exactly once; its broadcast follows the commit. A
+    send also clears the sender's typing indicator in the room.
+
+    Preconditions: the text is clean and the ids parsed (chat/schemas.py).
+    Raises ChatError for every refusal services.message_send would make.
+    """
+    if not pg.available():
+        return await _send_with_orm(sender, room_id, text, reply_to_id, client_id, sid)
+    send = _Send(sender, room_id, text, reply_to_id, client_id, typing_indicator.typing_key(room_id, str(sender.pk)))
+    loop = asyncio.get_running_loop()
+    writer = _writers.get(loop)
+    if writer is None:
+        writer = _writers[loop] = _Writer()
+    writer.queue.append(send)
+    if writer.task is None or writer.task.done():
+        writer.task = loop.create_task(_work(writer))
+    try:
+        answer = await send.answer
+    except BaseException:
+        await _refund(send)
+        raise
+    if answer == _OVER_LIMIT:
+        # Through the ORM service, which checks access, resends and replies
+        # before the limit: a banned user hears `banned`, a resend gets its
+        # message back, whatever the quota says.
+        return await _send_with_orm(sender, room_id, text, reply_to_id, client_id, sid)
+    if not isinstance(answer, services.SendResult):
+        # Slow mode: the ORM service checks it under the room lock, and
+        # charges the rate limit itself.
+        await _refund(send)
+        return await _send_with_orm(sender, room_id, text, reply_to_id, client_id, sid)
+    if not answer.created:
+        await _refund(send)
+    if send.decision is None or send.decision.watched_exists:
+        await _typing_cleared(sender, room_id, sid)
+    return answer
+
+
+async def _send_with_orm(
+    sender: User, room_id: str, text: str, reply_to_id: int | None, client_id: str | None, sid: str
+) -> services.SendResult:
+    result = await _message_send_with_orm(sender, room_id, text, reply_to_id, client_id)
+    # Unconditionally: the user may have been typing on another socket or
+    # process, and the indicator lives in Redis, not in a session.
+    await _typing_cleared(sender, room_id, sid)
+    return result
+
+
+@database_sync_to_async
+def _message_send_with_orm(
+    sender: User, room_id: str, text: str, reply_to_id: int | None, client_id: str | None
+) -> services.SendResult:
+    room = access.access_room_for_send(sender, room_id)
+    return services.message_send(sender=sender, room=room, text=text, reply_to_id=reply_to_id, client_id=client_id)
+
+
+async def _typing_cleared(sender: User, room_id: str, sid: str) -> None:
+    # Best effort: the message is committed, so its ack must say ok whatever
+    # Redis does.
+    try:
+        await typing_indicator.typing_stopped(user=user_ref(sender), room_id=room_id, sid=sid)
+    except Exception:
+        logger.warning("clearing the typing of user %s in %s after a send failed", sender.pk, room_id, exc_info=True)
+
+
+async def _refund(send: _Send) -> None:
+    if send.decision is None:
+        return
+    try:
+        await rate_limit_refund_async(user_id=int(send.sender.pk), decision=send.decision)
+    except Exception:
+        # A refund that fails costs the user one slot of quota for one window.
+        logger.warning("giving back the rate limit of user %s failed", send.sender.pk, exc_info=True)
+
+
+# --- The writer ------------------------------------------------------------------
+
+
+async def _work(writer: _Writer) -> None:
+    while writer.queue:
+        batch, writer.queue = writer.queue[:MAX_BATCH], writer.queue[MAX_BATCH:]
+        try:
+            created = await _admit_and_store(batch)
+        except Exception as error:
+            for send in batch:
+                if not send.answer.done():
+                    send.answer.set_exception(error)
+            continue
+        if created:
+            await _broadcast(writer, created)
+    # No await between the last look at the queue and here: a send queued
+    # later finds the task done and starts a new one.
+
+
+async def _broadcast(writer: _Writer, created: list[MessagePayload]) -> None:
+    """Start the broadcast of a batch and go on to the next batch meanwhile.
+
+    Fanning a batch out to every socket of its rooms takes longer than storing
+    the next one; waiting for it would make every send wait for the broadcasts
+    of the batch before. Order still holds: the broadcast's emits hand their
+    packets to local sockets and their message to the bus in their first step,
+    which the loop runs before this coroutine resumes from sleep(0), so before
+    the next batch's broadcast starts. At most MAX_BROADCASTS_IN_FLIGHT
+    batches are being fanned out; past that the writer waits, so a process
+    that cannot keep up slows its acks instead of piling up work.
+    """
+    task = asyncio.get_running_loop().create_task(broadcast.messages_created(created))
+    task.add_done_callback(_broadcast_done)
+    writer.broadcasts.append(task)
+    await asyncio.sleep(0)
+    while len(writer.broadcasts) > MAX_BROADCASTS_IN_FLIGHT:
+        await asyncio.wait([writer.broadcasts.popleft()])
+    while writer.broadcasts and writer.broadcasts[0].done():
+        writer.broadcasts.popleft()
+
+
+def _broadcast_done(task: asyncio.Task[None]) -> None:
+    if not task.cancelled() and task.exception() is not None:
+        # Stored and acknowledged: clients see the gap through seq and fetch
+        # it; a failed broadcast must not undo the ack.
+        logger.error("broadcast of new messages failed", exc_info=task.exception())
+
+
+async def _admit_and_store(batch: list[_Send]) -> list[MessagePayload]:
+    """Charge the rate limit for the batch, store what it admits, answer every
+    send; return the new messages' payloads, in seq order per room."""
+    decisions = await rate_limit_hit_many_async(
+        user_ids=[int(send.sender.pk) for send in batch], watch=[send.typing_key for send in batch]
+    )
+    admitted = []
+    for send, decision in zip(batch, decisions, strict=True):
+        send.decision = decision
+        if decision.allowed:
+            admitted.append(send)
+        else:
+            send.decision = None  # nothing recorded, nothing to give back
+            send.answer.set_result(_OVER_LIMIT)
+    created: list[MessagePayload] = []
+    if admitted:
+        await _store(admitted, created)
+    return created
+
+
+async def _store(batch: list[_Send], created: list[MessagePayload]) -> None:
+    try:
+        rows = await _execute(batch)
+    except UniqueViolation:
+        # A clientId twice in this batch, or raced in from another socket or
+        # process: store the sends one by one, so each sees the one before.
+        if len(batch) > 1:
+            for send in batch:
+                await _store([send], created)
+            return
+        rows = await _execute(batch)
+    for send, row in zip(batch, rows, strict=True):
+        outcome = _outcome(send, row)
+        if isinstance(outcome, ChatError):
+            send.answer.set_exception(outcome)
+            continue
+        if isinstance(outcome, services.SendResult) and outcome.created:
+            created.append(message_payload(outcome.message, [str(send.sender.pk)]))
+        send.answer.set_result(outcome)
+
+
+async def _execute(batch: list[_Send]) -> list[tuple[Any, ...]]:
+    params = {
+        "room_ids": [send.room_id for send in batch],
+        "author_ids": [int(send.sender.pk) for send in batch],
+        "texts": [send.text for send in batch],
+        "reply_to_ids": [send.reply_to_id for send in batch],
+        "client_ids": [send.client_id for send in batch],
+    }
+    async with pg.connection() as connection:
+        cursor = await connection.execute(STORE_BATCH, params)
+        return await cursor.fetchall()
+
+
+def _outcome(send: _Send, row: tuple[Any, ...]) -> services.SendResult | ChatError | str:
+    """What one row of STORE_BATCH means for its send: the stored message, a
+    resend's message, the refusal message_send would raise, or 'slow_mode'."""
+    (
+        status,
+        muted_until,
+        previous_id,
+        previous_room_id,
+        previous_seq,
+        reply_author_id,
+        reply_username,
+        reply_text,
+        reply_deleted_at,
+        message_id,
+        seq,
+        created_at,
+    ) = row
+    if status == "ok":
+        message = _message(send, message_id, seq, created_at)
+        if send.reply_to_id is not None:
+            message.reply_to = Message(
+                id=send.reply_to_id,
+                room_id=send.room_id,
+                author=User(id=reply_author_id, username=reply_username),
+                text=reply_text,
+                deleted_at=reply_deleted_at,
+            )
+        return services.SendResult(message, True)
+    if status == "resend":
+        previous = Message(id=previous_id, room_id=previous_room_id, seq=previous_seq, author=send.sender)
+        try:
+            return services.resend_of(previous, room_id=send.room_id)
+        except ChatError as refusal:
+            return refusal
+    if status == "slow_mode":
+        return _SLOW_MODE
+    return _refusal(status, send.room_id, muted_until)
+
+
+def _message(send: _Send, message_id: int, seq: int, created_at: datetime) -> Message:
+    return Message(
+        id=message_id,
+        room_id=send.room_id,
+        seq=seq,
+        author=send.sender,
+        text=send.text,
+        reply_to_id=send.reply_to_id,
+        client_id=send.client_id,
+        created_at=created_at,
+    )
+
+
+def _refusal(status: str, room_id: str, muted_until: datetime | None) -> ChatError:
+    # The same codes and words as access.access_room_for_send and message_send.
+    if status == "not_found":
+        return ChatError(ErrorCode.NOT_FOUND, f"Room {room_id!r} does not exist")
+    if status == "banned":
+        return ChatError(ErrorCode.BANNED, access.BANNED_MESSAGE)
+    if status == "private":
+        return ChatError(ErrorCode.FORBIDDEN, access.PRIVATE_MESSAGE)
+    if status == "not_member":
+        return ChatError(ErrorCode.FORBIDDEN, access.NOT_MEMBER_MESSAGE)
+    if status == "muted" and muted_until is not None:
+        return access.muted_error(muted_until)
+    if status == "no_reply":
+        return ChatError(ErrorCode.NOT_FOUND, services.NO_REPLY_MESSAGE)
+    raise AssertionError(f"unknown status {status!r}")

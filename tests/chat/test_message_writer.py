@@ -1,0 +1,209 @@
+"""chat/message_writer.py in-process: a whole batch of sends, stored by one
+statement on PostgreSQL, answers each send as services.message_send would.
+
+(The wire is tested in tests/chat/sockets/; this drives the writer directly so
+one batch can hold every case at once.)
+"""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import timedelta
+from typing import Any
+
+import pytest
+from asgiref.sync import sync_to_async
+from django.contrib.auth.models import User
+from django.db import connection
+from django.test import override_settings
+from django.utils import timezone
+
+from chat import broadcast, message_writer, services
+from chat.errors import ChatError
+from chat.models import Message, Room, RoomBan, RoomMute
+from chat.schemas import message_payload
+from tests.factories import UserFactory, add_member, post
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+@pytest.fixture
+def broadcasted(monkeypatch: pytest.MonkeyPatch) -> list[dict[str, Any]]:
+    """The new messages broadcast, in order: by the writer, or by the ORM
+    service it hands over to (always, on SQLite)."""
+    sent: list[dict[str, Any]] = []
+
+    async def record(payloads: list[dict[str, Any]]) -> None:
+        sent.extend(payloads)
+
+    def record_one(message: Message) -> None:
+        sent.append(message_payload(message, [str(message.author_id)]))
+
+    monkeypatch.setattr(broadcast, "messages_created", record)
+    monkeypatch.setattr(broadcast, "message_created", record_one)
+    return sent
+
+
+@pytest.fixture
+def statements(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """The size of every batch the writer stored (PostgreSQL only)."""
+    sizes: list[int] = []
+    real = message_writer._execute
+
+    async def counted(batch: list[Any]) -> list[tuple[Any, ...]]:
+        sizes.append(len(batch))
+        return await real(batch)
+
+    monkeypatch.setattr(message_writer, "_execute", counted)
+    return sizes
+
+
+def _room(room_id: str, *, members: list[User], **fields: Any) -> Room:
+    room = Room.objects.create(id=room_id, name=room_id, **fields)
+    for member in members:
+        add_member(room, member)
+    return room
+
+
+async def _send(user: User, room_id: str, text: str = "hi", **fields: Any) -> services.SendResult | ChatError:
+    try:
+        return await message_writer.message_send(
+            sender=user,
+            room_id=room_id,
+            text=text,
+            reply_to_id=fields.get("reply_to_id"),
+            client_id=fields.get("client_id"),
+            sid="sid-of-test",
+        )
+    except ChatError as error:
+        return error
+
+
+def _answer(outcome: services.SendResult | ChatError) -> tuple[str, ...]:
+    if isinstance(outcome, ChatError):
+        return ("error", outcome.code, outcome.message)
+    return ("ok", outcome.message.room_id, str(outcome.message.seq), "new" if outcome.created else "resend")
+
+
+@override_settings(CHAT_RATE_LIMIT_MESSAGES=1000)
+async def test_one_batch_answers_every_case_as_message_send_would(broadcasted, statements):
+    # given members, outsiders, a banned and a muted user, and three rooms
+    @sync_to_async
+    def given() -> dict[str, Any]:
+        ann, ben, cat, dan, eve, fay = (UserFactory(password=None) for _ in range(6))
+        general = _room("w-general", members=[ann, cat, dan, fay])
+        _room("w-second", members=[ann])
+        _room("w-private", members=[ann], visibility=Room.Visibility.PRIVATE)
+        RoomBan.objects.create(room=general, user=eve)
+        RoomMute.objects.create(room=general, user=dan, until=timezone.now() + timedelta(minutes=5))
+        elsewhere = post(Room.objects.get(pk="w-second"), ann, "elsewhere", client_id="used-in-second")
+        question = post(general, cat, "question?")
+        return {"users": (ann, ben, cat, dan, eve, fay), "elsewhere": elsewhere, "question": question}
+
+    data = await given()
+    ann, ben, cat, dan, eve, fay = data["users"]
+
+    # when all of these arrive at once
+    sends = [
+        _send(ann, "w-general", "one", client_id="ann-1"),
+        _send(ben, "w-general"),  # public room, not a member
+        _send(ben, "w-private"),  # private room, not a member
+        _send(eve, "w-general"),  # banned
+        _send(dan, "w-general"),  # muted
+        _send(ann, "no-such-room"),
+        _send(cat, "w-general", "answer", reply_to_id=data["question"].pk),
+        _send(fay, "w-general", reply_to_id=data["elsewhere"].pk),  # a reply into another room
+        _send(ann, "w-general", client_id="used-in-second"),  # a clientId of another room
+        _send(ann, "w-second", "two"),
+        _send(ann, "w-general", "three"),
+    ]
+    answers = [_answer(outcome) for outcome in await asyncio.gather(*sends)]
+
+    # then each got message_send's answer
+    muted_until = (await sync_to_async(RoomMute.objects.get)(user=dan)).until
+    assert answers == [
+        ("ok", "w-general", "2", "new"),
+        ("error", "forbidden", "Join the room before sending to it"),
+        ("error", "forbidden", "This room is private"),
+        ("error", "banned", "You are banned from this room"),
+        ("error", "muted", f"You are muted in this room until {muted_until:%Y-%m-%d %H:%M} UTC"),
+        ("error", "not_found", "Room 'no-such-room' does not exist"),
+        ("ok", "w-general", "3", "new"),
+        ("error", "not_found", "replyTo does not name a message of this room"),
+        ("error", "invalid", "clientId was already used for a message in another room"),
+        ("ok", "w-second", "2", "new"),
+        ("ok", "w-general", "4", "new"),
+    ]
+    # and on PostgreSQL all of it was one statement
+    if connection.vendor == "postgresql":
+        assert statements == [len(sends)]
+    # and the new messages were broadcast in seq order, the reply with its preview
+    assert [(p["roomId"], p["seq"], p["text"]) for p in broadcasted] == [
+        ("w-general", 2, "one"),
+        ("w-general", 3, "answer"),
+        ("w-second", 2, "two"),
+        ("w-general", 4, "three"),
+    ]
+    reply = broadcasted[1]
+    assert reply["reply"] == {
+        "id": str(data["question"].pk),
+        "userId": str(cat.pk),
+        "username": cat.username,
+        "text": "question?",
+    }
+    assert reply["readBy"] == [str(cat.pk)] and reply["timestamp"].endswith("Z")
+    # and what was stored matches, ids in seq order
+    stored = await sync_to_async(list)(Message.objects.filter(room_id="w-general").order_by("id"))
+    assert [(m.seq, m.text) for m in stored] == [(1, "question?"), (2, "one"), (3, "answer"), (4, "three")]
+    assert (await sync_to_async(Room.objects.get)(pk="w-general")).last_seq == 4
+
+
+@override_settings(CHAT_RATE_LIMIT_MESSAGES=1000)
+async def test_a_client_id_twice_in_one_batch_is_one_message(broadcasted, statements):
+    ann = await sync_to_async(UserFactory)(password=None)
+    await sync_to_async(_room)("w-twice", members=[ann])
+
+    first, again, other = await asyncio.gather(
+        _send(ann, "w-twice", "once", client_id="dup"),
+        _send(ann, "w-twice", "once", client_id="dup"),
+        _send(ann, "w-twice", "other"),
+    )
+
+    assert _answer(first) == ("ok", "w-twice", "1", "new")
+    assert _answer(again) == ("ok", "w-twice", "1", "resend")
+    assert _answer(other) == ("ok", "w-twice", "2", "new")
+    assert [p["text"] for p in broadcasted] == ["once", "other"]
+    if connection.vendor == "postgresql":
+        # the batch hit the unique index and was stored send by send
+        assert statements == [3, 1, 1, 1]
+
+
+@override_settings(CHAT_RATE_LIMIT_MESSAGES=2)
+async def test_only_new_messages_count_against_the_rate_limit(broadcasted):
+    ann = await sync_to_async(UserFactory)(password=None)
+    await sync_to_async(_room)("w-limit", members=[ann])
+    await sync_to_async(_room)("w-outside", members=[])
+    await sync_to_async(Room.objects.filter(pk="w-outside").update)(visibility=Room.Visibility.PRIVATE)
+
+    # refused sends and resends are given back
+    assert _answer(await _send(ann, "w-outside"))[1] == "forbidden"
+    assert _answer(await _send(ann, "w-limit", client_id="c1"))[0] == "ok"
+    assert _answer(await _send(ann, "w-limit", client_id="c1"))[3] == "resend"
+    assert _answer(await _send(ann, "w-limit"))[0] == "ok"
+    # so the limit of two is reached by the two new messages only
+    over = await _send(ann, "w-limit")
+    assert isinstance(over, ChatError) and over.code == "rate_limited"
+    # and past the limit a refusal that comes first still wins, and a resend still answers
+    assert _answer(await _send(ann, "w-outside"))[1] == "forbidden"
+    assert _answer(await _send(ann, "w-limit", client_id="c1"))[:3] == ("ok", "w-limit", "1")
+
+
+@override_settings(CHAT_RATE_LIMIT_MESSAGES=1000)
+async def test_slow_mode_rooms_go_through_the_orm_service(broadcasted):
+    ann = await sync_to_async(UserFactory)(password=None)
+    await sync_to_async(_room)("w-slow", members=[ann], slow_mode_seconds=30)
+
+    assert _answer(await _send(ann, "w-slow", "first"))[:3] == ("ok", "w-slow", "1")
+    refused = await _send(ann, "w-slow", "too soon")
+    assert isinstance(refused, ChatError) and refused.code == "rate_limited" and "Slow mode" in refused.message
+    assert await sync_to_async(Message.objects.filter(room_id="w-slow").count)() == 1
