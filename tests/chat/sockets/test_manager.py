@@ -25,11 +25,9 @@ async def _wait(condition, timeout: float = 3) -> None:
         await asyncio.sleep(0.01)
 
 
-async def test_a_silently_dead_subscription_is_counted_logged_and_rebuilt(caplog):
-    # given a manager listening on an in-memory layer with a fast heartbeat
-    layer = InMemoryChannelLayer(capacity=1000)
-    group = f"bus-{uuid.uuid4().hex[:8]}"
-    manager = ChannelLayerManager(group, heartbeat_interval=0.05, heartbeat_timeout=0.3, channel_layer=layer)
+@contextlib.asynccontextmanager
+async def _listening(manager: ChannelLayerManager):
+    """Run the manager's listener; yield (what it yielded, its task)."""
     received: list[dict] = []
 
     async def consume():
@@ -38,6 +36,19 @@ async def test_a_silently_dead_subscription_is_counted_logged_and_rebuilt(caplog
 
     listener = asyncio.create_task(consume())
     try:
+        yield received, listener
+    finally:
+        listener.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await listener
+
+
+async def test_a_silently_dead_subscription_is_counted_logged_and_rebuilt(caplog):
+    # given a manager listening on an in-memory layer with a fast heartbeat
+    layer = InMemoryChannelLayer(capacity=1000)
+    group = f"bus-{uuid.uuid4().hex[:8]}"
+    manager = ChannelLayerManager(group, heartbeat_interval=0.05, heartbeat_timeout=0.3, channel_layer=layer)
+    async with _listening(manager) as (received, listener):
         await _wait(lambda: group in layer.groups)
         await manager._publish({"method": "emit", "event": "one", "host_id": "another-host"})
         await _wait(lambda: [m["event"] for m in received] == ["one"])
@@ -57,10 +68,6 @@ async def test_a_silently_dead_subscription_is_counted_logged_and_rebuilt(caplog
         # heartbeats and this host's own audience messages are never yielded
         assert all(m["method"] == "emit" for m in received)
         assert not listener.done()  # python-socketio stops listening for good if it ends
-    finally:
-        listener.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await listener
 
 
 class _SlowLayer(InMemoryChannelLayer):
@@ -85,14 +92,7 @@ async def test_emits_handed_over_during_a_publish_go_out_together_in_order():
     group = f"bus-{uuid.uuid4().hex[:8]}"
     manager = ChannelLayerManager(group, channel_layer=layer)
     manager.loop = asyncio.get_running_loop()  # what initialize() does in a server
-    received: list[dict] = []
-
-    async def consume():
-        async for message in manager._listen():
-            received.append(message)
-
-    listener = asyncio.create_task(consume())
-    try:
+    async with _listening(manager) as (received, _listener):
         await _wait(lambda: group in layer.groups)
         before = layer.group_sends
 
@@ -113,7 +113,3 @@ async def test_emits_handed_over_during_a_publish_go_out_together_in_order():
             return_exceptions=True,
         )
         assert all(isinstance(r, ConnectionError) for r in results), results
-    finally:
-        listener.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await listener
