@@ -21,8 +21,10 @@ commit), with the same rules and answers as message_send:
   then, per room, bumps `chat_room.last_seq` by the number accepted and
   inserts them with consecutive seqs. It locks the room rows in id order, so
   batches of several processes wait for each other and never deadlock; seqs
-  keep neither holes nor twins. One writer per process sends batches one at
-  a time, so broadcasts leave a process in seq order.
+  keep neither holes nor twins. One writer per process stores batches one at
+  a time and starts their broadcasts in order, so what it stores leaves the
+  process in seq order (what the ORM service stores meanwhile into the same
+  room may interleave: docs/realtime.md).
 - A send charged by the rate limit that turns out to be refused or a resend is
   given back, so, as with message_send, only new messages count.
 
@@ -44,12 +46,12 @@ from typing import Any
 
 from channels.db import database_sync_to_async
 from django.contrib.auth.models import User
-from psycopg.errors import UniqueViolation
+from psycopg.errors import AdminShutdown, UniqueViolation
 
 from chat import access, broadcast, services, typing_indicator
 from chat.errors import ChatError, ErrorCode
 from chat.models import Message
-from chat.ratelimit import RateDecision, rate_limit_hit_many_async, rate_limit_refund_async
+from chat.ratelimit import RateDecision, rate_limit_hit_many_async, rate_limit_refund_many_async
 from chat.schemas import MessagePayload, message_payload, user_ref
 from chatsite import pg
 
@@ -137,7 +139,10 @@ inserted AS (
     RETURNING id, room_id, seq, created_at
 )
 SELECT
-    c.status, c.muted_until, c.previous_id, c.previous_room_id, c.previous_seq,
+    -- 'ok' with nothing inserted: the room was deleted while the batch
+    -- waited for its lock (the checks above saw it, the lock did not).
+    CASE WHEN c.status = 'ok' AND i.id IS NULL THEN 'not_found' ELSE c.status END,
+    c.muted_until, c.previous_id, c.previous_room_id, c.previous_seq,
     c.reply_author_id, c.reply_username, c.reply_text, c.reply_deleted_at,
     i.id, i.seq, i.created_at
 FROM checked c
@@ -163,7 +168,10 @@ class _Send:
     reply_to_id: int | None
     client_id: str | None
     typing_key: str
+    # The rate limit's charge, until it is given back.
     decision: RateDecision | None = None
+    # Whether the sender's typing indicator was up (True when unknown).
+    watched_exists: bool = True
     answer: asyncio.Future[services.SendResult | str] = field(
         default_factory=lambda: asyncio.get_running_loop().create_future()
     )
@@ -203,8 +211,10 @@ async def message_send(
         writer.task = loop.create_task(_work(writer))
     try:
         answer = await send.answer
-    except BaseException:
-        await _refund(send)
+    except Exception:
+        # The statement failed (refusals were given back by the writer). A
+        # cancelled send keeps its charge: the writer may still store it.
+        await _refund([send])
         raise
     if answer == _OVER_LIMIT:
         # Through the ORM service, which checks access, resends and replies
@@ -213,12 +223,9 @@ async def message_send(
         return await _send_with_orm(sender, room_id, text, reply_to_id, client_id, sid)
     if not isinstance(answer, services.SendResult):
         # Slow mode: the ORM service checks it under the room lock, and
-        # charges the rate limit itself.
-        await _refund(send)
+        # charges the rate limit itself (the writer gave this charge back).
         return await _send_with_orm(sender, room_id, text, reply_to_id, client_id, sid)
-    if not answer.created:
-        await _refund(send)
-    if send.decision is None or send.decision.watched_exists:
+    if send.watched_exists:
         await _typing_cleared(sender, room_id, sid)
     return answer
 
@@ -250,14 +257,20 @@ async def _typing_cleared(sender: User, room_id: str, sid: str) -> None:
         logger.warning("clearing the typing of user %s in %s after a send failed", sender.pk, room_id, exc_info=True)
 
 
-async def _refund(send: _Send) -> None:
-    if send.decision is None:
+async def _refund(sends: list[_Send]) -> None:
+    """Give back the rate-limit entries of these sends (once each)."""
+    charged = [send for send in sends if send.decision is not None and send.decision.entry is not None]
+    if not charged:
         return
     try:
-        await rate_limit_refund_async(user_id=int(send.sender.pk), decision=send.decision)
+        await rate_limit_refund_many_async(
+            [(int(send.sender.pk), send.decision) for send in charged if send.decision is not None]
+        )
     except Exception:
-        # A refund that fails costs the user one slot of quota for one window.
-        logger.warning("giving back the rate limit of user %s failed", send.sender.pk, exc_info=True)
+        # A refund that fails costs each user one slot of quota for one window.
+        logger.warning("giving back the rate limit of %d sends failed", len(charged), exc_info=True)
+    for send in charged:
+        send.decision = None
 
 
 # --- The writer ------------------------------------------------------------------
@@ -266,17 +279,29 @@ async def _refund(send: _Send) -> None:
 async def _work(writer: _Writer) -> None:
     while writer.queue:
         batch, writer.queue = writer.queue[:MAX_BATCH], writer.queue[MAX_BATCH:]
+        created: list[MessagePayload] = []
         try:
-            created = await _admit_and_store(batch)
+            await _admit_and_store(batch, created)
         except Exception as error:
             for send in batch:
-                if not send.answer.done():
-                    send.answer.set_exception(error)
-            continue
+                _settle(send, error)
+        # Even after a failure: what was stored and acknowledged is announced.
         if created:
             await _broadcast(writer, created)
     # No await between the last look at the queue and here: a send queued
-    # later finds the task done and starts a new one.
+    # later finds no writer and starts a new one.
+    if _writers.get(asyncio.get_running_loop()) is writer:
+        del _writers[asyncio.get_running_loop()]
+
+
+def _settle(send: _Send, outcome: services.SendResult | str | BaseException) -> None:
+    """Answer a send, unless its sender stopped waiting (cancelled)."""
+    if send.answer.done():
+        return
+    if isinstance(outcome, BaseException):
+        send.answer.set_exception(outcome)
+    else:
+        send.answer.set_result(outcome)
 
 
 async def _broadcast(writer: _Writer, created: list[MessagePayload]) -> None:
@@ -284,10 +309,11 @@ async def _broadcast(writer: _Writer, created: list[MessagePayload]) -> None:
 
     Fanning a batch out to every socket of its rooms takes longer than storing
     the next one; waiting for it would make every send wait for the broadcasts
-    of the batch before. Order still holds: the broadcast's emits hand their
-    packets to local sockets and their message to the bus in their first step,
-    which the loop runs before this coroutine resumes from sleep(0), so before
-    the next batch's broadcast starts. At most MAX_BROADCASTS_IN_FLIGHT
+    of the batch before. Order still holds: each emit of the broadcast queues
+    its packet to every local socket and hands its message to the bus in the
+    step that starts it, without pausing (chat/sockets/manager.py), and the
+    loop runs those steps before this coroutine resumes from sleep(0), so
+    before the next batch's broadcast starts. At most MAX_BROADCASTS_IN_FLIGHT
     batches are being fanned out; past that the writer waits, so a process
     that cannot keep up slows its acks instead of piling up work.
     """
@@ -308,24 +334,23 @@ def _broadcast_done(task: asyncio.Task[None]) -> None:
         logger.error("broadcast of new messages failed", exc_info=task.exception())
 
 
-async def _admit_and_store(batch: list[_Send]) -> list[MessagePayload]:
-    """Charge the rate limit for the batch, store what it admits, answer every
-    send; return the new messages' payloads, in seq order per room."""
+async def _admit_and_store(batch: list[_Send], created: list[MessagePayload]) -> None:
+    """Charge the rate limit for the batch, store what it admits and answer
+    every send; add the new messages' payloads to `created`, in seq order per
+    room, as they are stored."""
     decisions = await rate_limit_hit_many_async(
         user_ids=[int(send.sender.pk) for send in batch], watch=[send.typing_key for send in batch]
     )
     admitted = []
     for send, decision in zip(batch, decisions, strict=True):
-        send.decision = decision
+        send.watched_exists = decision.watched_exists
         if decision.allowed:
+            send.decision = decision
             admitted.append(send)
         else:
-            send.decision = None  # nothing recorded, nothing to give back
-            send.answer.set_result(_OVER_LIMIT)
-    created: list[MessagePayload] = []
+            _settle(send, _OVER_LIMIT)
     if admitted:
         await _store(admitted, created)
-    return created
 
 
 async def _store(batch: list[_Send], created: list[MessagePayload]) -> None:
@@ -339,14 +364,22 @@ async def _store(batch: list[_Send], created: list[MessagePayload]) -> None:
                 await _store([send], created)
             return
         rows = await _execute(batch)
-    for send, row in zip(batch, rows, strict=True):
-        outcome = _outcome(send, row)
+    outcomes = [_outcome(send, row) for send, row in zip(batch, rows, strict=True)]
+    # Give back the quota of whatever is not a new message before answering,
+    # so a sender's next attempt (over the limit, through the ORM) sees it.
+    not_new = [
+        send
+        for send, outcome in zip(batch, outcomes, strict=True)
+        if not (isinstance(outcome, services.SendResult) and outcome.created)
+    ]
+    await _refund(not_new)
+    for send, outcome in zip(batch, outcomes, strict=True):
         if isinstance(outcome, ChatError):
-            send.answer.set_exception(outcome)
+            _settle(send, outcome)
             continue
         if isinstance(outcome, services.SendResult) and outcome.created:
             created.append(message_payload(outcome.message, [str(send.sender.pk)]))
-        send.answer.set_result(outcome)
+        _settle(send, outcome)
 
 
 async def _execute(batch: list[_Send]) -> list[tuple[Any, ...]]:
@@ -357,6 +390,18 @@ async def _execute(batch: list[_Send]) -> list[tuple[Any, ...]]:
         "reply_to_ids": [send.reply_to_id for send in batch],
         "client_ids": [send.client_id for send in batch],
     }
+    try:
+        return await _run(params)
+    except AdminShutdown:
+        # The server ended the session (a restart, pg_terminate_backend)
+        # between the pool's check and the statement. It ran none of it: a
+        # session is ended before its next statement or in the middle of it
+        # (rolled back), never once it committed, since its answer is sent
+        # before it looks again. So once more, on a new connection.
+        return await _run(params)
+
+
+async def _run(params: dict[str, Any]) -> list[tuple[Any, ...]]:
     async with pg.connection() as connection:
         cursor = await connection.execute(STORE_BATCH, params)
         return await cursor.fetchall()

@@ -85,11 +85,15 @@ async def rate_limit_hit_many_async(
     return _decisions(answers, entries)
 
 
-async def rate_limit_refund_async(*, user_id: int, decision: RateDecision, bucket: str = "messages") -> None:
-    """Give back an admitted send that turned out not to be a new message
-    (refused, or a resend): only new messages count against the limit."""
-    if decision.entry is not None:
-        await async_redis().zrem(key("rate", bucket, user_id), decision.entry)
+async def rate_limit_refund_many_async(charges: Sequence[tuple[int, RateDecision]], bucket: str = "messages") -> None:
+    """Give back admitted attempts, (user id, decision) each, that turned out
+    not to be new messages (refused, or resends): only new messages count
+    against the limit. One round trip."""
+    async with async_redis().pipeline(transaction=False) as pipe:
+        for user_id, decision in charges:
+            if decision.entry is not None:
+                pipe.zrem(key("rate", bucket, user_id), decision.entry)
+        await pipe.execute()
 
 
 def _new_entry() -> str:

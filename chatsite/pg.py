@@ -45,8 +45,18 @@ def _closed_by_server(connection: AsyncConnection[Any]) -> bool:
     about as much CPU as a whole batch of the writer."""
     if connection.closed or connection.broken:
         return True
-    readable, _, _ = select.select([connection.pgconn.socket], [], [], 0)
-    return bool(readable)
+    # poll, not select: select refuses descriptors past 1024, which a server
+    # with a thousand sockets open hands out.
+    poller = select.poll()
+    poller.register(connection.pgconn.socket, select.POLLIN)
+    return bool(poller.poll(0))
+
+
+async def close() -> None:
+    """Close this loop's pool (tests and scripts run loops of their own)."""
+    existing = _pools.pop(asyncio.get_running_loop(), None)
+    if existing is not None:
+        await existing.close()
 
 
 @contextlib.asynccontextmanager
@@ -68,12 +78,19 @@ async def connection() -> AsyncIterator[AsyncConnection[Any]]:
 def _connect_kwargs() -> dict[str, Any]:
     # Django's own connection parameters (host, name, user, password, options),
     # minus what only its sync connections understand.
+    settings_dict = connections["default"].settings_dict
     params: dict[str, Any] = connections["default"].get_connection_params()
     for django_only in ("cursor_factory", "context", "prepare_threshold"):
         params.pop(django_only, None)
+    # UTC, as Django's connections: datetimes come back aware and in UTC. Added
+    # to the options of DATABASE_URL (a search_path, say), not in their place.
+    options = [params.get("options", ""), "-c TimeZone=UTC"]
+    role = settings_dict["OPTIONS"].get("assume_role")
+    if role:
+        # Django runs SET ROLE on its own connections.
+        options.append(f"-c role={role}")
     # Autocommit: every statement of the writer is a transaction of its own.
-    # UTC, as Django's connections: datetimes come back aware and in UTC.
-    return {**params, "autocommit": True, "options": "-c TimeZone=UTC"}
+    return {**params, "autocommit": True, "options": " ".join(o for o in options if o)}
 
 
 async def pool() -> AsyncConnectionPool[Any]:

@@ -11,6 +11,7 @@ import asyncio
 from datetime import timedelta
 from typing import Any
 
+import psycopg
 import pytest
 from asgiref.sync import sync_to_async
 from django.contrib.auth.models import User
@@ -22,9 +23,18 @@ from chat import broadcast, message_writer, services
 from chat.errors import ChatError
 from chat.models import Message, Room, RoomBan, RoomMute
 from chat.schemas import message_payload
+from chatsite import pg
 from tests.factories import UserFactory, add_member, post
 
 pytestmark = pytest.mark.django_db(transaction=True)
+
+
+@pytest.fixture(autouse=True)
+async def _close_the_pool():
+    """Each test runs its own event loop; its pool goes with it."""
+    yield
+    if pg.available():
+        await pg.close()
 
 
 @pytest.fixture
@@ -207,3 +217,92 @@ async def test_slow_mode_rooms_go_through_the_orm_service(broadcasted):
     refused = await _send(ann, "w-slow", "too soon")
     assert isinstance(refused, ChatError) and refused.code == "rate_limited" and "Slow mode" in refused.message
     assert await sync_to_async(Message.objects.filter(room_id="w-slow").count)() == 1
+
+
+@override_settings(CHAT_RATE_LIMIT_MESSAGES=1000)
+async def test_more_cases_in_one_batch(broadcasted):
+    # given a private room with a banned former member, a direct room, an
+    # expired mute, and a deleted message to reply to
+    @sync_to_async
+    def given() -> dict[str, Any]:
+        ann, ben, cat = (UserFactory(password=None) for _ in range(3))
+        private = _room("w-private-2", members=[ann], visibility=Room.Visibility.PRIVATE)
+        RoomBan.objects.create(room=private, user=ben)
+        direct, _ = services.room_get_or_create_direct(user=ann, other=cat)
+        general = _room("w-general-2", members=[ann, cat])
+        RoomMute.objects.create(room=general, user=cat, until=timezone.now() - timedelta(seconds=1))
+        gone = post(general, ann, "regretted", client_id="ann-gone")
+        Message.objects.filter(pk=gone.pk).update(deleted_at=timezone.now())
+        return {"users": (ann, ben, cat), "direct": direct.pk, "gone": gone}
+
+    data = await given()
+    ann, ben, cat = data["users"]
+
+    answers = [
+        _answer(outcome)
+        for outcome in await asyncio.gather(
+            _send(ben, "w-private-2"),  # banned outranks "private"
+            _send(ben, data["direct"]),  # someone else's 1:1 room
+            _send(cat, "w-general-2", "free again"),  # the mute expired
+            _send(cat, "w-general-2", "re", reply_to_id=data["gone"].pk),  # a reply to a deleted message
+            _send(ann, "w-general-2", client_id="ann-gone", reply_to_id=10**12),  # a resend wins over its replyTo
+        )
+    ]
+
+    assert answers == [
+        ("error", "banned", "You are banned from this room"),
+        ("error", "forbidden", "This room is private"),
+        ("ok", "w-general-2", "2", "new"),
+        ("ok", "w-general-2", "3", "new"),
+        ("ok", "w-general-2", "1", "resend"),
+    ]
+    reply = next(p for p in broadcasted if p["text"] == "re")
+    assert reply["reply"] == {"id": str(data["gone"].pk), "userId": str(ann.pk), "username": ann.username, "text": ""}
+
+
+@override_settings(CHAT_RATE_LIMIT_MESSAGES=1000)
+async def test_a_cancelled_send_does_not_fail_the_others_of_its_batch(broadcasted):
+    ann = await sync_to_async(UserFactory)(password=None)
+    await sync_to_async(_room)("w-cancel", members=[ann])
+
+    first = asyncio.ensure_future(_send(ann, "w-cancel", "given up"))
+    others = [asyncio.ensure_future(_send(ann, "w-cancel", text)) for text in ("two", "three")]
+    await asyncio.sleep(0)  # all three are queued for the writer
+    first.cancel()
+
+    assert [_answer(await task)[0] for task in others] == ["ok", "ok"]
+    if pg.available():
+        # the cancelled send was stored all the same (it was in the batch), and announced
+        assert sorted(p["text"] for p in broadcasted) == ["given up", "three", "two"]
+
+
+@pytest.mark.skipif(not pg.available(), reason="the writer's statement runs on PostgreSQL only")
+@override_settings(CHAT_RATE_LIMIT_MESSAGES=1000)
+async def test_a_room_deleted_while_the_batch_waits_for_its_lock_is_not_found(broadcasted):
+    ann = await sync_to_async(UserFactory)(password=None)
+    await sync_to_async(_room)("w-doomed", members=[ann])
+
+    # given another session holding the room's row lock
+    async with await psycopg.AsyncConnection.connect(**pg._connect_kwargs()) as other:
+        other_pid = other.info.backend_pid
+        await other.set_autocommit(False)
+        await other.execute("SELECT 1 FROM chat_room WHERE id = 'w-doomed' FOR UPDATE")
+
+        # when a send waits for that lock, and the other session deletes the room
+        send = asyncio.ensure_future(_send(ann, "w-doomed", "into the void"))
+        async with pg.connection() as watcher:
+            for _ in range(200):
+                row = await (
+                    await watcher.execute("SELECT count(*) FROM pg_locks WHERE NOT granted AND pid <> %s", [other_pid])
+                ).fetchone()
+                if row and row[0]:
+                    break
+                await asyncio.sleep(0.01)
+        await other.execute("DELETE FROM chat_membership WHERE room_id = 'w-doomed'")
+        await other.execute("DELETE FROM chat_room WHERE id = 'w-doomed'")
+        await other.commit()
+
+        # then the send is answered not_found, and nothing was stored or announced
+        assert _answer(await send) == ("error", "not_found", "Room 'w-doomed' does not exist")
+    assert await sync_to_async(Message.objects.filter(room_id="w-doomed").count)() == 0
+    assert broadcasted == []

@@ -94,8 +94,8 @@ async def test_a_refund_gives_the_attempt_back(user_id):
     (second,) = await ratelimit.rate_limit_hit_many_async(user_ids=[user_id])
     assert first.allowed and not second.allowed
 
-    await ratelimit.rate_limit_refund_async(user_id=user_id, decision=first)
-    await ratelimit.rate_limit_refund_async(user_id=user_id, decision=second)  # nothing recorded: a no-op
+    # (the second recorded nothing: giving it back is a no-op)
+    await ratelimit.rate_limit_refund_many_async([(user_id, first), (user_id, second)])
 
     (third,) = await ratelimit.rate_limit_hit_many_async(user_ids=[user_id])
     assert third.allowed

@@ -11,9 +11,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 import uuid
+from typing import Any
 
+import socketio
 from channels.layers import InMemoryChannelLayer
+from engineio.async_socket import AsyncSocket
 
 from chat.sockets.manager import ChannelLayerManager
 
@@ -113,3 +117,59 @@ async def test_emits_handed_over_during_a_publish_go_out_together_in_order():
             return_exceptions=True,
         )
         assert all(isinstance(r, ConnectionError) for r in results), results
+
+
+async def test_a_socket_past_its_ping_timeout_does_not_reorder_emits():
+    # given a real python-socketio server on our manager with three sockets in
+    # one room (engine.io sockets without a transport: packets stay on their
+    # queues), the first of which stopped answering pings, and a disconnect
+    # handler that takes a while (ours makes Redis round trips)
+    manager = ChannelLayerManager(f"bus-{uuid.uuid4().hex[:8]}", channel_layer=InMemoryChannelLayer())
+    server = socketio.AsyncServer(async_mode="asgi", client_manager=manager)
+    disconnected: list[str] = []
+
+    @server.on("connect", namespace="/t")
+    async def connect(sid, environ, auth=None):
+        await server.enter_room(sid, "r", namespace="/t")
+
+    @server.on("disconnect", namespace="/t")
+    async def disconnect(sid, reason=None):
+        await asyncio.sleep(0.005)
+        disconnected.append(sid)
+
+    sockets = {}
+    for name in "abc":
+        socket = AsyncSocket(server.eio, f"eio-{name}")
+        socket.connected = True
+        server.eio.sockets[socket.sid] = socket
+        sockets[name] = socket
+        await server._handle_eio_connect(socket.sid, {})
+        await server._handle_eio_message(socket.sid, "0/t,")
+    for socket in sockets.values():
+        while not socket.queue.empty():
+            socket.queue.get_nowait()
+    sockets["a"].last_ping = time.time() - 1000
+    published: list[Any] = []
+    real_publish = manager._publish
+
+    async def publish(data):
+        if data.get("method") == "emit":
+            published.append(data["data"])
+        await real_publish(data)
+
+    manager._publish = publish
+
+    # when two broadcasts start one after the other, as the writer starts them
+    first = asyncio.create_task(server.emit("chat:message", {"seq": 1}, to="r", namespace="/t"))
+    await asyncio.sleep(0)
+    second = asyncio.create_task(server.emit("chat:message", {"seq": 2}, to="r", namespace="/t"))
+    await asyncio.gather(first, second)
+    await _wait(lambda: disconnected)
+
+    # then the live sockets and the bus get them in order, and the lapsed socket is closed
+    for name in "bc":
+        queue = sockets[name].queue
+        got = [queue.get_nowait().data for _ in range(queue.qsize())]
+        assert got == ['2/t,["chat:message",{"seq":1}]', '2/t,["chat:message",{"seq":2}]']
+    assert published == [[{"seq": 1}], [{"seq": 2}]]
+    assert sockets["a"].closed and len(disconnected) == 1
