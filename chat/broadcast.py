@@ -107,16 +107,18 @@ def message_created(message: Message) -> None:
     )
 
 
-async def messages_created(payloads: list[MessagePayload]) -> None:
+def messages_created(payloads: list[MessagePayload]) -> asyncio.Future[list[None]]:
     """message_created from the event loop, for messages stored by
     chat/message_writer.py, given in seq order per room.
 
-    All at once, so the bus carries them in one publish. They still leave in
-    the order given: each emit queues its packets to local sockets and hands
-    its message to the bus in its first step, and the loop runs the emits in
-    the order they were created.
+    Starts one emit per message now, in the order given, and returns what to
+    await for their end. All at once, so the bus carries them in one publish;
+    they still leave in this order, since each emit reaches every local socket
+    and hands its message to the bus in its first step, without pausing
+    (chat/sockets/manager.py), and the loop runs those first steps in the
+    order the emits were started.
     """
-    await asyncio.gather(*(emit("chat:message", p, to=room_audience(p["roomId"])) for p in payloads))
+    return asyncio.gather(*(emit("chat:message", p, to=room_audience(p["roomId"])) for p in payloads))
 
 
 def message_updated(message: Message, read_by: list[str]) -> None:

@@ -183,7 +183,7 @@ class _Writer:
     def __init__(self) -> None:
         self.queue: list[_Send] = []
         self.task: asyncio.Task[None] | None = None
-        self.broadcasts: collections.deque[asyncio.Task[None]] = collections.deque()
+        self.broadcasts: collections.deque[asyncio.Future[list[None]]] = collections.deque()
 
 
 # One writer per event loop (tests and async_to_sync run loops of their own).
@@ -259,17 +259,15 @@ async def _typing_cleared(sender: User, room_id: str, sid: str) -> None:
 
 async def _refund(sends: list[_Send]) -> None:
     """Give back the rate-limit entries of these sends (once each)."""
-    charged = [send for send in sends if send.decision is not None and send.decision.entry is not None]
-    if not charged:
+    charges = [(send, send.decision) for send in sends if send.decision is not None and send.decision.entry]
+    if not charges:
         return
     try:
-        await rate_limit_refund_many_async(
-            [(int(send.sender.pk), send.decision) for send in charged if send.decision is not None]
-        )
+        await rate_limit_refund_many_async([(int(send.sender.pk), decision) for send, decision in charges])
     except Exception:
         # A refund that fails costs each user one slot of quota for one window.
-        logger.warning("giving back the rate limit of %d sends failed", len(charged), exc_info=True)
-    for send in charged:
+        logger.warning("giving back the rate limit of %d sends failed", len(charges), exc_info=True)
+    for send, _ in charges:
         send.decision = None
 
 
@@ -309,17 +307,17 @@ async def _broadcast(writer: _Writer, created: list[MessagePayload]) -> None:
 
     Fanning a batch out to every socket of its rooms takes longer than storing
     the next one; waiting for it would make every send wait for the broadcasts
-    of the batch before. Order still holds: each emit of the broadcast queues
-    its packet to every local socket and hands its message to the bus in the
-    step that starts it, without pausing (chat/sockets/manager.py), and the
-    loop runs those steps before this coroutine resumes from sleep(0), so
-    before the next batch's broadcast starts. At most MAX_BROADCASTS_IN_FLIGHT
-    batches are being fanned out; past that the writer waits, so a process
-    that cannot keep up slows its acks instead of piling up work.
+    of the batch before. Order still holds: messages_created starts one task
+    per emit, and an emit reaches every local socket and the bus in its first
+    step; sleep(0) lets those first steps run before the writer goes on, so
+    before the next batch's broadcast starts. At most
+    MAX_BROADCASTS_IN_FLIGHT batches are being fanned out; past that the
+    writer waits, so a process that cannot keep up slows its acks instead of
+    piling up work.
     """
-    task = asyncio.get_running_loop().create_task(broadcast.messages_created(created))
-    task.add_done_callback(_broadcast_done)
-    writer.broadcasts.append(task)
+    fan_out = broadcast.messages_created(created)
+    fan_out.add_done_callback(_broadcast_done)
+    writer.broadcasts.append(fan_out)
     await asyncio.sleep(0)
     while len(writer.broadcasts) > MAX_BROADCASTS_IN_FLIGHT:
         await asyncio.wait([writer.broadcasts.popleft()])
@@ -327,11 +325,11 @@ async def _broadcast(writer: _Writer, created: list[MessagePayload]) -> None:
         writer.broadcasts.popleft()
 
 
-def _broadcast_done(task: asyncio.Task[None]) -> None:
-    if not task.cancelled() and task.exception() is not None:
+def _broadcast_done(fan_out: asyncio.Future[list[None]]) -> None:
+    if not fan_out.cancelled() and fan_out.exception() is not None:
         # Stored and acknowledged: clients see the gap through seq and fetch
         # it; a failed broadcast must not undo the ack.
-        logger.error("broadcast of new messages failed", exc_info=task.exception())
+        logger.error("broadcast of new messages failed", exc_info=fan_out.exception())
 
 
 async def _admit_and_store(batch: list[_Send], created: list[MessagePayload]) -> None:

@@ -43,8 +43,11 @@ def broadcasted(monkeypatch: pytest.MonkeyPatch) -> list[dict[str, Any]]:
     service it hands over to (always, on SQLite)."""
     sent: list[dict[str, Any]] = []
 
-    async def record(payloads: list[dict[str, Any]]) -> None:
+    def record(payloads: list[dict[str, Any]]) -> asyncio.Future[list[None]]:
         sent.extend(payloads)
+        done: asyncio.Future[list[None]] = asyncio.get_running_loop().create_future()
+        done.set_result([])
+        return done
 
     def record_one(message: Message) -> None:
         sent.append(message_payload(message, [str(message.author_id)]))
