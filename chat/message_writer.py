@@ -17,7 +17,8 @@ commit), with the same rules and answers as message_send:
   under light load a batch is one send; under heavy load it grows and the cost
   per message falls, instead of a queue of round trips forming.
 - STORE_BATCH checks what access.access_room_for_send and message_send check
-  (room, ban, membership, mute, clientId resend, replyTo) for every send,
+  (room, ban, membership, mute, clientId resend, replyTo, an active author)
+  for every send, with their refusals (chat/refusals.py) and their clock,
   then, per room, bumps `chat_room.last_seq` by the number accepted and
   inserts them with consecutive seqs. It locks the room rows in id order, so
   batches of several processes wait for each other and never deadlock; seqs
@@ -29,7 +30,7 @@ commit), with the same rules and answers as message_send:
   given back, so, as with message_send, only new messages count.
 
 The rare cases go through services.message_send: the embedded default
-(SQLite), rooms in slow mode, a send over the rate limit (so access refusals
+(SQLite), every send when CHAT_SEND_PATH is "orm", rooms in slow mode, a send over the rate limit (so access refusals
 and resends still win over `rate_limited`, as there), and a batch that hit a
 clientId race (its sends are then stored one by one).
 """
@@ -107,7 +108,6 @@ checked AS (
         reply.deleted_at AS reply_deleted_at
     FROM sends s
     LEFT JOIN chat_room room ON room.id = s.room_id
-    LEFT JOIN auth_user author ON author.id = s.author_id
     LEFT JOIN LATERAL (
         SELECT max(mu.until) AS until FROM chat_roommute mu
         WHERE mu.room_id = s.room_id AND mu.user_id = s.author_id AND mu.until > %(now)s::timestamptz
@@ -116,6 +116,7 @@ checked AS (
         ON s.client_id IS NOT NULL AND previous.author_id = s.author_id AND previous.client_id = s.client_id
     LEFT JOIN chat_message reply ON reply.id = s.reply_to_id AND reply.room_id = s.room_id
     LEFT JOIN auth_user reply_author ON reply_author.id = reply.author_id
+    LEFT JOIN auth_user author ON author.id = s.author_id
 ),
 fresh AS (
     SELECT
