@@ -30,9 +30,10 @@ commit), with the same rules and answers as message_send:
   given back, so, as with message_send, only new messages count.
 
 The rare cases go through services.message_send: the embedded default
-(SQLite), every send when CHAT_SEND_PATH is "orm", rooms in slow mode, a send over the rate limit (so access refusals
-and resends still win over `rate_limited`, as there), and a batch that hit a
-clientId race (its sends are then stored one by one).
+(SQLite), every send when CHAT_SEND_PATH is "orm", rooms in slow mode, a send
+over the rate limit (so access refusals and resends still win over
+`rate_limited`, as there), and a batch that hit a clientId race (its sends are
+then stored one by one).
 """
 
 from __future__ import annotations
@@ -389,7 +390,7 @@ async def _store(batch: list[_Send], created: list[MessagePayload]) -> None:
                 created.append(message_payload(outcome.message, [str(send.sender.pk)]))
         except Exception as error:
             # Stored or not, this send's answer is an error; if it was stored,
-            # its room's clients see the hole through seq and fetch it.
+            # the room's clients see the hole in seq at the room's next message.
             logger.exception("reading the stored send of user %s to %s failed", send.sender.pk, send.room_id)
             outcome = error
         outcomes.append(outcome)

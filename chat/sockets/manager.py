@@ -341,9 +341,9 @@ class ChannelLayerManager(AsyncPubSubManager, _InlineFanOut):
         # whose broadcast may have been lost. Told at the drop, a client would
         # repair while the bus is still down and miss what is stored after its
         # repair, with nobody to tell it. Every room with a local socket is
-        # affected: any broadcast from another process may have been lost, and
-        # an emit of this process's own reached its local sockets before the
-        # bus (AsyncPubSubManager.emit), but not those of the others.
+        # affected: any broadcast another process published meanwhile may be
+        # lost (this process's own emits reach its local sockets before the
+        # bus, AsyncPubSubManager.emit).
         task = asyncio.get_running_loop().create_task(self._after_recovery())
         self._recoveries.add(task)
         task.add_done_callback(self._recoveries.discard)
