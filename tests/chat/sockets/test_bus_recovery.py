@@ -127,10 +127,12 @@ async def test_a_message_lost_while_the_bus_was_down_is_announced_by_sync_requir
         assert ack["status"] == "ok", ack
         await asyncio.sleep(1.5)
         redis.start()
+        back = time.monotonic()
 
         # then alice, who never heard it, is told to sync once the bus is back,
         # with each of her rooms' last seq read from the database
         sync = await a.wait_for("sync:required", timeout=20)
+        print(f"sync:required {time.monotonic() - back:.1f} s after Redis came back")
         assert sorted(sync["rooms"], key=lambda r: r["roomId"]) == sorted(
             [{"roomId": room.pk, "lastSeq": ack["seq"]}, {"roomId": quiet.pk, "lastSeq": 0}],
             key=lambda r: r["roomId"],
