@@ -6,13 +6,14 @@ their existence is the only thing an outsider learns; unknown ids `not_found`.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from django.contrib.auth.models import AnonymousUser, User
 from django.db.models import Exists, OuterRef, Subquery
 from django.utils import timezone
 
+from chat import refusals
 from chat.errors import ChatError, ErrorCode
 from chat.models import Membership, Message, Room, RoomBan, RoomMute
 
@@ -20,11 +21,11 @@ AnyUser = User | AnonymousUser
 
 MODERATOR_ROLES = (Membership.Role.OWNER, Membership.Role.MODERATOR)
 
-# The words of the refusals, shared with chat/message_writer.py, which checks
-# the same rules in SQL.
-BANNED_MESSAGE = "You are banned from this room"
-PRIVATE_MESSAGE = "This room is private"
-NOT_MEMBER_MESSAGE = "Join the room before sending to it"
+# The words of the refusals live in chat/refusals.py, shared with
+# chat/message_writer.py, which checks the same rules in SQL.
+BANNED_MESSAGE = refusals.BANNED_MESSAGE
+PRIVATE_MESSAGE = refusals.PRIVATE_MESSAGE
+NOT_MEMBER_MESSAGE = refusals.NOT_MEMBER_MESSAGE
 
 
 def _room(room_id: str, user: AnyUser) -> Room:
@@ -40,7 +41,7 @@ def _room(room_id: str, user: AnyUser) -> Room:
         )
     room = rooms.first()
     if room is None:
-        raise ChatError(ErrorCode.NOT_FOUND, f"Room {room_id!r} does not exist")
+        raise refusals.room_not_found(room_id)
     return room
 
 
@@ -70,9 +71,9 @@ def access_room(user: AnyUser, room_id: str) -> Room:
     # The ban first: a ban also ends the membership, so a banned user of a
     # private room would otherwise hear `forbidden`, not why.
     if _standing(room, "is_banned"):
-        raise ChatError(ErrorCode.BANNED, BANNED_MESSAGE)
+        raise refusals.banned()
     if room.visibility != Room.Visibility.PUBLIC and not _standing(room, "is_member"):
-        raise ChatError(ErrorCode.FORBIDDEN, PRIVATE_MESSAGE)
+        raise refusals.private_room()
     return room
 
 
@@ -85,7 +86,7 @@ def access_room_for_send(user: User, room_id: str) -> Room:
     """A room the user is a member of and may currently write to."""
     room = access_room(user, room_id)
     if not _standing(room, "is_member"):
-        raise ChatError(ErrorCode.FORBIDDEN, NOT_MEMBER_MESSAGE)
+        raise refusals.not_a_member()
     muted_until = _standing(room, "muted_until")
     if muted_until is not None:
         raise muted_error(muted_until)
@@ -93,7 +94,7 @@ def access_room_for_send(user: User, room_id: str) -> Room:
 
 
 def muted_error(until: datetime) -> ChatError:
-    return ChatError(ErrorCode.MUTED, f"You are muted in this room until {until.astimezone(UTC):%Y-%m-%d %H:%M} UTC")
+    return refusals.muted(until)
 
 
 def access_room_for_moderation(user: AnyUser, room_id: str) -> Room:

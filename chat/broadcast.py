@@ -18,10 +18,13 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from asgiref.sync import async_to_sync
+from channels.db import database_sync_to_async
 from django.contrib.auth.models import User
 
+from chat import selectors
 from chat.models import Message, Room
 from chat.schemas import MessagePayload, message_payload, user_ref
+from chat.sockets.manager import ChannelLayerManager
 from chat.sockets.server import CHAT_NAMESPACE, sio
 
 logger = logging.getLogger(__name__)
@@ -189,3 +192,30 @@ def user_sockets_closed(*, user_id: int) -> None:
         f"closing the sockets of user {user_id}",
         functools.partial(sio.manager.disconnect_audience, user_audience(user_id), CHAT_NAMESPACE),
     )
+
+
+# --- Recovery -----------------------------------------------------------------
+
+
+async def sync_required(manager: ChannelLayerManager) -> None:
+    """`sync:required {rooms: [{roomId, lastSeq}]}` to every socket of this
+    process joined to a room, with each of its rooms, after the bus dropped
+    broadcasts (chat/sockets/manager.py says when). Only this process's sockets
+    (the emit skips the bus): other processes judge their own subscriptions.
+    The last seqs are read in one query for every room at once."""
+    rooms_of: dict[str, list[str]] = {}
+    prefix = room_audience("")
+    for audience, participants in list(manager.rooms.get(CHAT_NAMESPACE, {}).items()):
+        if not isinstance(audience, str) or not audience.startswith(prefix):
+            continue
+        for sid in participants:
+            rooms_of.setdefault(sid, []).append(audience.removeprefix(prefix))
+    if not rooms_of:
+        return
+    room_ids = {room_id for room_ids in rooms_of.values() for room_id in room_ids}
+    last_seqs = await database_sync_to_async(selectors.room_last_seqs)(room_ids=room_ids)
+    for sid, ids in rooms_of.items():
+        rooms = [{"roomId": room_id, "lastSeq": last_seqs[room_id]} for room_id in sorted(ids) if room_id in last_seqs]
+        if rooms:
+            await manager.emit("sync:required", {"rooms": rooms}, namespace=CHAT_NAMESPACE, to=sid, ignore_queue=True)
+    logger.warning("sync:required sent to %d sockets for %d rooms", len(rooms_of), len(last_seqs))

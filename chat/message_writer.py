@@ -17,7 +17,8 @@ commit), with the same rules and answers as message_send:
   under light load a batch is one send; under heavy load it grows and the cost
   per message falls, instead of a queue of round trips forming.
 - STORE_BATCH checks what access.access_room_for_send and message_send check
-  (room, ban, membership, mute, clientId resend, replyTo) for every send,
+  (room, ban, membership, mute, clientId resend, replyTo, an active author)
+  for every send, with their refusals (chat/refusals.py) and their clock,
   then, per room, bumps `chat_room.last_seq` by the number accepted and
   inserts them with consecutive seqs. It locks the room rows in id order, so
   batches of several processes wait for each other and never deadlock; seqs
@@ -29,9 +30,10 @@ commit), with the same rules and answers as message_send:
   given back, so, as with message_send, only new messages count.
 
 The rare cases go through services.message_send: the embedded default
-(SQLite), rooms in slow mode, a send over the rate limit (so access refusals
-and resends still win over `rate_limited`, as there), and a batch that hit a
-clientId race (its sends are then stored one by one).
+(SQLite), every send when CHAT_SEND_PATH is "orm", rooms in slow mode, a send
+over the rate limit (so access refusals and resends still win over
+`rate_limited`, as there), and a batch that hit a clientId race (its sends are
+then stored one by one).
 """
 
 from __future__ import annotations
@@ -45,11 +47,13 @@ from datetime import datetime
 from typing import Any
 
 from channels.db import database_sync_to_async
+from django.conf import settings
 from django.contrib.auth.models import User
+from django.utils import timezone
 from psycopg.errors import AdminShutdown, UniqueViolation
 
-from chat import access, broadcast, services, typing_indicator
-from chat.errors import ChatError, ErrorCode
+from chat import access, broadcast, refusals, services, typing_indicator
+from chat.errors import ChatError
 from chat.models import Message
 from chat.ratelimit import RateDecision, rate_limit_hit_many_async, rate_limit_refund_many_async
 from chat.schemas import MessagePayload, message_payload, user_ref
@@ -63,6 +67,11 @@ MAX_BATCH = 100
 
 # Every send of the batch is checked in the order message_send checks it; only
 # those with status 'ok' get a seq. Column names are Django's (chat/models.py).
+# `now` is the app's clock (timezone.now), as on the ORM path, for mutes and
+# created_at alike: every time rule of the chat (slow mode, mutes, the edit
+# window) compares against the app's clock, so the database's would put two
+# clocks into one comparison. (One value per batch: its messages are stored
+# at one instant; seq orders them.)
 STORE_BATCH = """
 WITH sends AS (
     SELECT * FROM unnest(
@@ -86,6 +95,8 @@ checked AS (
             WHEN room.slow_mode_seconds > 0 THEN 'slow_mode'
             WHEN previous.id IS NOT NULL THEN 'resend'
             WHEN s.reply_to_id IS NOT NULL AND reply.id IS NULL THEN 'no_reply'
+            -- Read by this statement, not trusted from the socket's handshake.
+            WHEN author.is_active IS NOT TRUE THEN 'inactive'
             ELSE 'ok'
         END AS status,
         mute.until AS muted_until,
@@ -100,12 +111,13 @@ checked AS (
     LEFT JOIN chat_room room ON room.id = s.room_id
     LEFT JOIN LATERAL (
         SELECT max(mu.until) AS until FROM chat_roommute mu
-        WHERE mu.room_id = s.room_id AND mu.user_id = s.author_id AND mu.until > now()
+        WHERE mu.room_id = s.room_id AND mu.user_id = s.author_id AND mu.until > %(now)s::timestamptz
     ) mute ON true
     LEFT JOIN chat_message previous
         ON s.client_id IS NOT NULL AND previous.author_id = s.author_id AND previous.client_id = s.client_id
     LEFT JOIN chat_message reply ON reply.id = s.reply_to_id AND reply.room_id = s.room_id
     LEFT JOIN auth_user reply_author ON reply_author.id = reply.author_id
+    LEFT JOIN auth_user author ON author.id = s.author_id
 ),
 fresh AS (
     SELECT
@@ -133,7 +145,7 @@ numbered AS (
 ),
 inserted AS (
     INSERT INTO chat_message (room_id, seq, author_id, text, reply_to_id, client_id, created_at)
-    SELECT s.room_id, numbered.seq, s.author_id, s.text, s.reply_to_id, s.client_id, clock_timestamp()
+    SELECT s.room_id, numbered.seq, s.author_id, s.text, s.reply_to_id, s.client_id, %(now)s::timestamptz
     FROM numbered JOIN sends s USING (ord)
     ORDER BY numbered.ord
     RETURNING id, room_id, seq, created_at
@@ -199,7 +211,7 @@ async def message_send(
     Preconditions: the text is clean and the ids parsed (chat/schemas.py).
     Raises ChatError for every refusal services.message_send would make.
     """
-    if not pg.available():
+    if not pg.available() or settings.CHAT_SEND_PATH == "orm":
         return await _send_with_orm(sender, room_id, text, reply_to_id, client_id, sid)
     send = _Send(sender, room_id, text, reply_to_id, client_id, typing_indicator.typing_key(room_id, str(sender.pk)))
     loop = asyncio.get_running_loop()
@@ -283,9 +295,13 @@ async def _work(writer: _Writer) -> None:
         except Exception as error:
             for send in batch:
                 _settle(send, error)
-        # Even after a failure: what was stored and acknowledged is announced.
+        # Even after a failure: what was stored is announced.
         if created:
-            await _broadcast(writer, created)
+            try:
+                await _broadcast(writer, created)
+            except Exception:
+                # The writer goes on: the sends queued behind must be answered.
+                logger.exception("starting the broadcast of %d new messages failed", len(created))
     # No await between the last look at the queue and here: a send queued
     # later finds no writer and starts a new one.
     if _writers.get(asyncio.get_running_loop()) is writer:
@@ -362,7 +378,22 @@ async def _store(batch: list[_Send], created: list[MessagePayload]) -> None:
                 await _store([send], created)
             return
         rows = await _execute(batch)
-    outcomes = [_outcome(send, row) for send, row in zip(batch, rows, strict=True)]
+    # The statement committed. From here on nothing may keep a stored message
+    # from its broadcast: each row is read on its own, and a new message's
+    # payload joins `created` at once, before the refunds and the answers
+    # (whatever fails there, _work broadcasts `created`).
+    outcomes: list[services.SendResult | ChatError | str | Exception] = []
+    for send, row in zip(batch, rows, strict=True):
+        try:
+            outcome: services.SendResult | ChatError | str | Exception = _outcome(send, row)
+            if isinstance(outcome, services.SendResult) and outcome.created:
+                created.append(message_payload(outcome.message, [str(send.sender.pk)]))
+        except Exception as error:
+            # Stored or not, this send's answer is an error; if it was stored,
+            # the room's clients see the hole in seq at the room's next message.
+            logger.exception("reading the stored send of user %s to %s failed", send.sender.pk, send.room_id)
+            outcome = error
+        outcomes.append(outcome)
     # Give back the quota of whatever is not a new message before answering,
     # so a sender's next attempt (over the limit, through the ORM) sees it.
     not_new = [
@@ -370,14 +401,11 @@ async def _store(batch: list[_Send], created: list[MessagePayload]) -> None:
         for send, outcome in zip(batch, outcomes, strict=True)
         if not (isinstance(outcome, services.SendResult) and outcome.created)
     ]
-    await _refund(not_new)
-    for send, outcome in zip(batch, outcomes, strict=True):
-        if isinstance(outcome, ChatError):
+    try:
+        await _refund(not_new)
+    finally:
+        for send, outcome in zip(batch, outcomes, strict=True):
             _settle(send, outcome)
-            continue
-        if isinstance(outcome, services.SendResult) and outcome.created:
-            created.append(message_payload(outcome.message, [str(send.sender.pk)]))
-        _settle(send, outcome)
 
 
 async def _execute(batch: list[_Send]) -> list[tuple[Any, ...]]:
@@ -387,6 +415,7 @@ async def _execute(batch: list[_Send]) -> list[tuple[Any, ...]]:
         "texts": [send.text for send in batch],
         "reply_to_ids": [send.reply_to_id for send in batch],
         "client_ids": [send.client_id for send in batch],
+        "now": timezone.now(),
     }
     try:
         return await _run(params)
@@ -396,7 +425,7 @@ async def _execute(batch: list[_Send]) -> list[tuple[Any, ...]]:
         # session is ended before its next statement or in the middle of it
         # (rolled back), never once it committed, since its answer is sent
         # before it looks again. So once more, on a new connection.
-        return await _run(params)
+        return await _run({**params, "now": timezone.now()})
 
 
 async def _run(params: dict[str, Any]) -> list[tuple[Any, ...]]:
@@ -458,17 +487,20 @@ def _message(send: _Send, message_id: int, seq: int, created_at: datetime) -> Me
 
 
 def _refusal(status: str, room_id: str, muted_until: datetime | None) -> ChatError:
-    # The same codes and words as access.access_room_for_send and message_send.
+    # The refusals of access.access_room_for_send and message_send, from the
+    # same module.
     if status == "not_found":
-        return ChatError(ErrorCode.NOT_FOUND, f"Room {room_id!r} does not exist")
+        return refusals.room_not_found(room_id)
     if status == "banned":
-        return ChatError(ErrorCode.BANNED, access.BANNED_MESSAGE)
+        return refusals.banned()
     if status == "private":
-        return ChatError(ErrorCode.FORBIDDEN, access.PRIVATE_MESSAGE)
+        return refusals.private_room()
     if status == "not_member":
-        return ChatError(ErrorCode.FORBIDDEN, access.NOT_MEMBER_MESSAGE)
+        return refusals.not_a_member()
     if status == "muted" and muted_until is not None:
-        return access.muted_error(muted_until)
+        return refusals.muted(muted_until)
     if status == "no_reply":
-        return ChatError(ErrorCode.NOT_FOUND, services.NO_REPLY_MESSAGE)
+        return refusals.no_reply()
+    if status == "inactive":
+        return refusals.inactive_author()
     raise AssertionError(f"unknown status {status!r}")

@@ -128,3 +128,8 @@ def message_list_for_room(
 
 def message_get_by_client_id(*, author: User, client_id: str) -> Message | None:
     return _messages().filter(author=author, client_id=client_id).first()
+
+
+def room_last_seqs(*, room_ids: Iterable[str]) -> dict[str, int]:
+    """The last seq of each of these rooms (unknown ids are left out), in one query."""
+    return dict(Room.objects.filter(pk__in=list(room_ids)).values_list("pk", "last_seq"))

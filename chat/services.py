@@ -14,7 +14,7 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 from django.utils.text import slugify
 
-from chat import broadcast
+from chat import broadcast, refusals
 from chat.access import is_room_moderator, membership_of
 from chat.errors import ChatError, ErrorCode
 from chat.models import Membership, Message, ReadReceipt, Room, RoomBan, RoomMute, SiteBan
@@ -198,7 +198,7 @@ def room_update(
 # --- Messages -----------------------------------------------------------------
 
 
-NO_REPLY_MESSAGE = "replyTo does not name a message of this room"
+NO_REPLY_MESSAGE = refusals.NO_REPLY_MESSAGE
 
 
 class SendResult(NamedTuple):
@@ -219,6 +219,11 @@ def message_send(
     Preconditions: `text` is clean (schemas.clean_text) and the sender may write
     to `room` (access.access_room_for_send). A resend with a stored clientId
     returns the stored message without counting against the rate limit.
+
+    The rules, their order and their refusals (chat/refusals.py) are those of
+    chat/message_writer.py's STORE_BATCH; tests/chat/test_send_paths.py holds
+    the two to one table. `created_at` is the app's clock (timezone.now), as
+    there.
     """
     if client_id is not None:
         existing = message_get_by_client_id(author=sender, client_id=client_id)
@@ -229,16 +234,13 @@ def message_send(
     if reply_to_id is not None:
         reply_to = Message.objects.select_related("author").filter(pk=reply_to_id, room=room).first()
         if reply_to is None:
-            raise ChatError(ErrorCode.NOT_FOUND, NO_REPLY_MESSAGE)
+            raise refusals.no_reply()
 
     # Charged after the cheap refusals, so a send refused for bad input costs
     # no quota; slow mode is checked under the lock below.
     decision = rate_limit_hit(user_id=int(sender.pk))
     if not decision.allowed:
-        raise ChatError(
-            ErrorCode.RATE_LIMITED,
-            f"You are sending too fast: try again in {decision.retry_after_seconds:.1f} s",
-        )
+        raise refusals.rate_limited(decision.retry_after_seconds)
 
     try:
         with transaction.atomic():
@@ -247,6 +249,11 @@ def message_send(
             locked = Room.objects.select_for_update().only("last_seq", "slow_mode_seconds").get(pk=room.pk)
             if locked.slow_mode_seconds:
                 _check_slow_mode(sender=sender, room=locked)
+            # Last, and read now rather than trusted from `sender`: a socket's
+            # user was loaded at its handshake, and the account may have been
+            # deactivated since. STORE_BATCH checks it at the same point.
+            if not User.objects.filter(pk=sender.pk, is_active=True).exists():
+                raise refusals.inactive_author()
             locked.last_seq += 1
             locked.save(update_fields=["last_seq"])
             message = Message.objects.create(
@@ -276,11 +283,7 @@ def resend_of(existing: Message, *, room_id: str) -> SendResult:
     same clientId in another room is a client bug, refused rather than
     acknowledged with a message that room never had."""
     if existing.room_id != room_id:
-        raise ChatError(
-            ErrorCode.INVALID,
-            "clientId was already used for a message in another room",
-            fields={"clientId": ["already used in another room"]},
-        )
+        raise refusals.client_id_used_elsewhere()
     return SendResult(existing, False)
 
 
@@ -291,7 +294,7 @@ def _check_slow_mode(*, sender: User, room: Room) -> None:
     last = Message.objects.filter(room=room, author=sender, created_at__gt=since).order_by("-id").first()
     if last is not None:
         wait = (last.created_at + timedelta(seconds=room.slow_mode_seconds) - timezone.now()).total_seconds()
-        raise ChatError(ErrorCode.RATE_LIMITED, f"Slow mode is on: you can send again in {max(wait, 0):.0f} s")
+        raise refusals.slow_mode(wait)
 
 
 def message_edit(*, editor: User, message: Message, text: str) -> Message:

@@ -185,6 +185,15 @@ SPECTACULAR_SETTINGS = {
     "COMPONENT_SPLIT_PATCH": False,
 }
 
+# --- Issue 9, writer: the socket send path ------------------------------------
+# "auto": socket sends on PostgreSQL go through the batch statement of
+# chat/message_writer.py, the rest through the ORM service. "orm": every send
+# through services.message_send (tests/chat/test_send_paths.py runs one table
+# of cases through both; also a way out should the statement misbehave).
+CHAT_SEND_PATH = env_str("CHAT_SEND_PATH", "auto").strip().lower()
+if CHAT_SEND_PATH not in {"auto", "orm"}:
+    raise ConfigError(f"CHAT_SEND_PATH must be auto or orm, got {CHAT_SEND_PATH!r}")
+
 # --- i18n, static -------------------------------------------------------------
 LANGUAGE_CODE = "en-us"
 TIME_ZONE = "UTC"

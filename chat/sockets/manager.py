@@ -13,8 +13,11 @@ was down are simply gone. So the listener publishes a heartbeat through the
 same group and expects to hear it back. A heartbeat that cannot be published,
 or that does not come back in time, is a drop: counted, logged, and, if the
 subscription stays silent, rebuilt from scratch (a new connection, a new
-subscription). Clients see what was lost in transit through `seq` gaps and
-fetch it with `since`.
+subscription). When this process's own heartbeat comes back through the bus
+again, every local socket joined to a room is told `sync:required` with each
+of its rooms' last seq (chat/broadcast.py), and fetches what it lacks with
+`since`: a gap in `seq` shows only once a later message arrives, and the
+newest message of a quiet room would otherwise stay missing.
 """
 
 from __future__ import annotations
@@ -171,6 +174,7 @@ class ChannelLayerManager(AsyncPubSubManager, _InlineFanOut):
         self._outbox: list[tuple[dict[str, Any], asyncio.Future[None]]] = []
         self._outbox_ready: asyncio.Event | None = None
         self._outbox_task: asyncio.Task[None] | None = None
+        self._recoveries: set[asyncio.Task[None]] = set()  # strong references
         # The server's event loop, known once the first client arrived: sync
         # code on other threads hands fan-out to it (chat/broadcast.py).
         self.loop: asyncio.AbstractEventLoop | None = None
@@ -331,6 +335,27 @@ class ChannelLayerManager(AsyncPubSubManager, _InlineFanOut):
             return
         self._healthy = True
         logger.warning("socket.io bus recovered after %.1f s", time.monotonic() - self._down_since)
+        # Now, not at the drop: this heartbeat came back through the
+        # subscription, so whatever is published from here on reaches this
+        # process, and the last seqs read after this point cover everything
+        # whose broadcast may have been lost. Told at the drop, a client would
+        # repair while the bus is still down and miss what is stored after its
+        # repair, with nobody to tell it. Every room with a local socket is
+        # affected: any broadcast another process published meanwhile may be
+        # lost (this process's own emits reach its local sockets before the
+        # bus, AsyncPubSubManager.emit).
+        task = asyncio.get_running_loop().create_task(self._after_recovery())
+        self._recoveries.add(task)
+        task.add_done_callback(self._recoveries.discard)
+
+    async def _after_recovery(self) -> None:
+        # Late import: chat.broadcast builds on the server that holds this manager.
+        from chat import broadcast
+
+        try:
+            await broadcast.sync_required(self)
+        except Exception:
+            logger.exception("telling the sockets to sync after the bus recovered failed")
 
     async def _teardown(self, layer: Any, channel: str | None, receiver: asyncio.Future[Any] | None) -> None:
         """Forget the dead subscription and its connection; errors are expected

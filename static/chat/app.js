@@ -3,7 +3,7 @@
 // Data flow: REST for the room list, history pages and room creation; the
 // socket for everything live. The rules that make reconnection lose nothing
 // live in store.js (seq high-water mark) and `repair` below (room:join with
-// `since`); the outbox sends in order with a clientId, so a resend after a
+// `since`, also on the server's `sync:required`); the outbox sends in order with a clientId, so a resend after a
 // dropped connection is stored once by the server.
 
 import { io } from "socket.io-client";
@@ -197,6 +197,16 @@ socket.on("room:updated", ({ roomId, name, topic }) => {
   room.update({ name: name ?? room.name, topic: topic ?? room.topic, visibility: room.visibility });
   renderSidebar();
   if (roomId === state.currentId) renderHeader();
+});
+// The server's bus dropped broadcasts (protocol.md's additions): a room whose
+// newest seq is past our high-water mark is repaired like a seq gap. Without
+// this the newest message of a quiet room would stay missing, since a gap
+// shows only when a later message arrives.
+socket.on("sync:required", ({ rooms } = {}) => {
+  for (const { roomId, lastSeq } of Array.isArray(rooms) ? rooms : []) {
+    const room = state.rooms.get(roomId);
+    if (room && room.behind(lastSeq)) repair(room);
+  }
 });
 socket.on("room:added", () => refreshRooms().catch(() => {}));
 socket.on("room:banned", ({ roomId }) => {

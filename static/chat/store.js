@@ -53,6 +53,12 @@ export class RoomState {
     return "gap";
   }
 
+  // Whether the room's newest seq (sync:required names it) is past what we
+  // hold: a message sent while the server's bus was down never reached us.
+  behind(lastSeq) {
+    return Number.isInteger(lastSeq) && lastSeq > this.lastSeq;
+  }
+
   // Advance the high-water mark over the next message (classify said "new").
   advance(message) {
     this.lastSeq = message.seq;

@@ -18,6 +18,7 @@ from chat.models import Message, ReadReceipt, Room
 from tests.browser.conftest import PHONE, eventually
 from tests.conftest import token_for
 from tests.factories import PASSWORD, UserFactory, add_member, post
+from tests.support.redis import RedisServer
 
 pytestmark = [pytest.mark.browser, pytest.mark.timeout(90)]
 expect.set_options(timeout=10_000)
@@ -347,6 +348,42 @@ async def test_server_restart_under_an_open_page_loses_nothing(server_factory, s
         assert pages.errors == []
     finally:
         await pages.close()
+
+
+@pytest.mark.redis
+@pytest.mark.skipif(not RedisServer.available(), reason="needs redis-server on PATH")
+async def test_a_message_the_bus_dropped_is_fetched_on_sync_required(server_factory, pages_for, clients):
+    # given alice's page on process A and bob on process B, sharing a private Redis
+    redis = RedisServer().start()
+    try:
+        a_server = await asyncio.to_thread(server_factory, "page-sync-a", REDIS_URL=redis.url)
+        b_server = await asyncio.to_thread(server_factory, "page-sync-b", REDIS_URL=redis.url)
+        alice, bob, room = await sync_to_async(_room_with)("alice", "bob")
+        pages = pages_for(a_server.url)
+        a = await pages.open(alice)
+        await online(a)
+        b = await _sender(clients, b_server, bob, room.pk)
+        assert (await b.call("chat:message", {"roomId": room.pk, "text": "before"}))["status"] == "ok"
+        await expect(log(a).get_by_text("before", exact=True)).to_be_visible()
+
+        # when bob's next message is stored while Redis is away, and nothing
+        # follows it once Redis is back (no later seq to reveal the gap)
+        redis.stop()
+        await asyncio.sleep(1.5)
+        assert (await b.call("chat:message", {"roomId": room.pk, "text": "lost in the outage"}, timeout=10))[
+            "status"
+        ] == "ok"
+        await asyncio.sleep(1.5)
+        redis.start()
+
+        # then the page, told sync:required, fetches it
+        await expect(log(a).get_by_text("lost in the outage", exact=True)).to_have_count(1, timeout=20_000)
+        texts = await log(a).locator(".message[data-id] .message-text").all_text_contents()
+        assert texts == ["before", "lost in the outage"]
+        assert pages.errors == []
+        await pages.close()
+    finally:
+        redis.stop()
 
 
 def _texts(room) -> list[str]:

@@ -309,3 +309,62 @@ async def test_a_room_deleted_while_the_batch_waits_for_its_lock_is_not_found(br
         assert _answer(await send) == ("error", "not_found", "Room 'w-doomed' does not exist")
     assert await sync_to_async(Message.objects.filter(room_id="w-doomed").count)() == 0
     assert broadcasted == []
+
+
+@pytest.mark.skipif(not pg.available(), reason="the writer's statement runs on PostgreSQL only")
+@override_settings(CHAT_RATE_LIMIT_MESSAGES=1000)
+async def test_a_batch_that_committed_is_broadcast_when_the_refunds_fail_after_the_commit(
+    broadcasted, statements, monkeypatch
+):
+    # given the step after the commit failing (giving back the quota of the
+    # refused sends: Redis, or a bug)
+    async def broken_refund(sends: list[Any]) -> None:
+        raise RuntimeError("injected after the commit")
+
+    monkeypatch.setattr(message_writer, "_refund", broken_refund)
+    ann, ben = await sync_to_async(lambda: (UserFactory(password=None), UserFactory(password=None)))()
+    await sync_to_async(_room)("w-after-commit", members=[ann])
+
+    # when one batch stores two messages and refuses a third
+    answers = await asyncio.gather(
+        _send(ann, "w-after-commit", "one"),
+        _send(ben, "w-after-commit", "refused"),
+        _send(ann, "w-after-commit", "two"),
+        return_exceptions=True,
+    )
+
+    # then it was one statement, and both stored messages were broadcast anyway
+    assert statements == [3]
+    assert [(p["seq"], p["text"]) for p in broadcasted] == [(1, "one"), (2, "two")]
+    # and their senders were told they are stored
+    assert _answer(answers[0]) == ("ok", "w-after-commit", "1", "new")
+    assert _answer(answers[2]) == ("ok", "w-after-commit", "2", "new")
+
+
+@pytest.mark.skipif(not pg.available(), reason="the writer's statement runs on PostgreSQL only")
+@override_settings(CHAT_RATE_LIMIT_MESSAGES=1000)
+async def test_a_send_whose_row_cannot_be_read_does_not_keep_the_others_from_their_broadcast(
+    broadcasted, statements, monkeypatch
+):
+    # given reading the statement's first row failing (a bug after the commit)
+    real = message_writer._outcome
+
+    def failing_first(send: Any, row: tuple[Any, ...]) -> Any:
+        if send.text == "unreadable":
+            raise RuntimeError("injected after the commit")
+        return real(send, row)
+
+    monkeypatch.setattr(message_writer, "_outcome", failing_first)
+    ann = await sync_to_async(UserFactory)(password=None)
+    await sync_to_async(_room)("w-unreadable", members=[ann])
+
+    # when one batch stores both
+    first, second = await asyncio.gather(
+        _send(ann, "w-unreadable", "unreadable"), _send(ann, "w-unreadable", "fine"), return_exceptions=True
+    )
+
+    # then the other message was broadcast and acknowledged, and the failed one answered with an error
+    assert statements == [2]
+    assert [(p["seq"], p["text"]) for p in broadcasted] == [(2, "fine")]
+    assert _answer(second) == ("ok", "w-unreadable", "2", "new")
+    assert isinstance(first, RuntimeError)

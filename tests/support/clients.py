@@ -28,6 +28,7 @@ RECORDED = (
     "presence:online",
     "presence:offline",
     "presence:status",
+    "sync:required",
 )
 
 

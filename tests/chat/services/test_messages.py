@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
+from django.contrib.auth.models import User
 from django.db import transaction
 from django.utils import timezone
 
@@ -140,6 +141,18 @@ def test_slow_mode(room, alice):
         services.message_send(sender=alice, room=room, text="2")
     assert error.value.code == ErrorCode.RATE_LIMITED
     assert "Slow mode" in error.value.message
+
+
+def test_an_author_deactivated_since_loading_is_refused_and_nothing_is_stored(room, alice):
+    # `alice` is the user a socket loaded at its handshake; the account is
+    # deactivated afterwards (a site ban, the admin)
+    User.objects.filter(pk=alice.pk).update(is_active=False)
+    with pytest.raises(ChatError) as error:
+        services.message_send(sender=alice, room=room, text="after the ban")
+    assert (error.value.code, error.value.message) == (ErrorCode.FORBIDDEN, "This account is deactivated")
+    assert not Message.objects.filter(room=room).exists()
+    room.refresh_from_db()
+    assert room.last_seq == 0
 
 
 # --- message_edit / message_delete ---------------------------------------------------

@@ -8,7 +8,9 @@ import re
 import time
 
 import pytest
+from asgiref.sync import sync_to_async
 
+from chat.models import Room
 from tests.chat.sockets.conftest import joined, make_room, make_users
 from tests.conftest import token_for
 from tests.support.redis import RedisServer
@@ -95,4 +97,53 @@ async def test_delivery_resumes_after_redis_hangs(server_factory, clients):
             assert "socket.io bus dropped (1 so far)" in process.log_path.read_text(errors="replace")
     finally:
         redis.resume()
+        redis.stop()
+
+
+async def test_a_message_lost_while_the_bus_was_down_is_announced_by_sync_required(server_factory, clients):
+    # given alice on process A and bob on process B in a room, sharing a private Redis
+    redis = RedisServer().start()
+    try:
+        a_server = server_factory(name="sync-a", REDIS_URL=redis.url)
+        b_server = server_factory(name="sync-b", REDIS_URL=redis.url)
+        alice, bob = await make_users(2)
+        room = await make_room(members=[alice, bob])
+        quiet = await make_room(members=[alice])  # a room nothing happens in
+        a = await clients().connect(a_server.url, token=token_for(alice))
+        b = await clients().connect(b_server.url, token=token_for(bob))
+        await joined(a, room)
+        await joined(a, quiet)
+        await joined(b, room)
+        await _until_delivered(b, a, room, timeout=5)
+        # (the probes sent before the first one arrived are still on their way)
+        newest = await sync_to_async(lambda: Room.objects.get(pk=room.pk).last_seq)()
+        last_seen = await a.wait_for("chat:message", lambda m: m["seq"] == newest, timeout=5)
+
+        # when Redis goes away, bob's next message is stored on B while the
+        # bus cannot carry it, and Redis comes back
+        redis.stop()
+        await asyncio.sleep(1.5)  # A's heartbeat fails to publish meanwhile
+        ack = await b.call("chat:message", {"roomId": room.pk, "text": "sent into the outage"}, timeout=10)
+        assert ack["status"] == "ok", ack
+        await asyncio.sleep(1.5)
+        redis.start()
+        back = time.monotonic()
+
+        # then alice, who never heard it, is told to sync once the bus is back,
+        # with each of her rooms' last seq read from the database
+        sync = await a.wait_for("sync:required", timeout=20)
+        print(f"sync:required {time.monotonic() - back:.1f} s after Redis came back")
+        assert sorted(sync["rooms"], key=lambda r: r["roomId"]) == sorted(
+            [{"roomId": room.pk, "lastSeq": ack["seq"]}, {"roomId": quiet.pk, "lastSeq": 0}],
+            key=lambda r: r["roomId"],
+        )
+        assert not [m for m in a.events["chat:message"] if m["id"] == ack["messageId"]]
+        assert ack["seq"] > last_seen["seq"]
+        # and a repair from her last message brings exactly the missed one
+        repaired = await joined(a, room, since=last_seen["id"])
+        assert [(m["id"], m["seq"], m["text"]) for m in repaired["messages"]] == [
+            (ack["messageId"], ack["seq"], "sent into the outage")
+        ]
+        assert "sync:required sent to 1 sockets for 2 rooms" in a_server.log_path.read_text(errors="replace")
+    finally:
         redis.stop()

@@ -22,6 +22,7 @@ from chat.models import ReadReceipt, Room
 from tests.chat.sockets.conftest import make_room, make_users, stored_messages
 from tests.conftest import token_for
 from tests.factories import post
+from tests.support.redis import RedisServer
 from tests.support.server import ROOT, ServerProcess
 
 SCRIPT = ROOT / "tests" / "support" / "js_client" / "contract.mjs"
@@ -113,3 +114,62 @@ async def test_the_official_js_client_gets_what_protocol_md_promises(server):
     assert report["rejoin"]["messages"] == [missed["messageId"]]
     # and bob's read watermark is alice's message
     assert await read_watermark(bob, room) == sent["messageId"]
+
+
+@pytest.mark.redis
+@pytest.mark.skipif(not RedisServer.available(), reason="needs redis-server on PATH")
+async def test_the_official_js_client_repairs_on_sync_required(server_factory, clients):
+    # given two processes sharing a private Redis; socket.io-client joined on A
+    redis = RedisServer().start()
+    process = None
+    try:
+        a_server = server_factory(name="js-sync-a", REDIS_URL=redis.url)
+        b_server = server_factory(name="js-sync-b", REDIS_URL=redis.url)
+        alice, bob = await make_users(2)
+        room = await make_room(members=[alice, bob])
+        before = await sync_to_async(post)(room, bob, "before")
+        b = await clients().connect(b_server.url, token=token_for(bob))
+        ack = await b.call("room:join", room.pk)
+        assert ack["status"] == "ok", ack
+        assert NODE is not None
+        payload = {
+            "scenario": "sync-required",
+            "url": a_server.url,
+            "roomId": room.pk,
+            "a": {"token": token_for(alice), "userId": str(alice.pk), "username": alice.username},
+        }
+        process = await asyncio.create_subprocess_exec(
+            NODE,
+            str(SCRIPT.relative_to(ROOT)),
+            json.dumps(payload),
+            cwd=ROOT,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+        )
+        assert process.stderr is not None
+        line = await asyncio.wait_for(process.stderr.readline(), 20)
+        assert line.strip() == b"READY", line
+
+        # when Redis goes away, bob's message is stored on B while the bus
+        # cannot carry it to A, and Redis comes back
+        redis.stop()
+        await asyncio.sleep(1.5)
+        sent = await b.call("chat:message", {"roomId": room.pk, "text": "sent into the outage"}, timeout=10)
+        assert sent["status"] == "ok", sent
+        await asyncio.sleep(1.5)
+        redis.start()
+
+        # then the script was told to sync and fetched exactly the missed message
+        out, err = await asyncio.wait_for(process.communicate(), TIMEOUT)
+        stdout, stderr = out.decode(errors="replace"), err.decode(errors="replace")
+        assert process.returncode == 0, f"stderr: {stderr}\nstdout: {stdout}\nA's log:\n{a_server.log_tail()}"
+        report = json.loads(stdout.strip().splitlines()[-1])
+        assert report["lastSeen"] == {"id": str(before.pk), "seq": 1}
+        assert report["sync"]["rooms"] == [{"roomId": room.pk, "lastSeq": sent["seq"]}]
+        assert report["sync"]["heardLive"] == []
+        assert report["repaired"] == [{"id": sent["messageId"], "seq": 2, "text": "sent into the outage"}]
+    finally:
+        if process is not None and process.returncode is None:
+            process.kill()
+            await process.wait()
+        redis.stop()

@@ -9,7 +9,13 @@
 //     "b": {"token": "...", "userId": "2", "username": "bob"}}'
 //
 // (or the same JSON in CONTRACT_INPUT). Both users must be members of the room;
-// nothing else may be talking in it. Prints one JSON object on stdout,
+// nothing else may be talking in it.
+//
+// With "scenario": "sync-required" (only "a" needed) it plays the recovery of
+// protocol.md's additions instead: A joins the room, writes `READY` on stderr,
+// and waits (up to SYNC_WAIT_MS) for `sync:required`; the caller meanwhile
+// makes the server's bus drop a message of the room. A then fetches what it
+// lacks with `room:join {since}`, as the addition says. Prints one JSON object on stdout,
 // {"ok": true, ...observations} or {"ok": false, "step", "error", ...}, and
 // exits 0, 1 (a contract violation) or 2 (bad input). Every wait has a
 // timeout, so a silent server fails the run instead of hanging it.
@@ -24,6 +30,8 @@ const STEP_TIMEOUT_MS = 5000;
 // A broadcast that should not happen is given this long to show up.
 const QUIET_MS = 400;
 const OVERALL_TIMEOUT_MS = 50000;
+// How long the sync-required scenario waits for the server's bus to drop and recover.
+const SYNC_WAIT_MS = 40000;
 const NAMESPACE = "/chat";
 // protocol.md: "ISO 8601 in UTC, e.g. 2026-11-29T10:00:00.123456Z".
 const UTC_TIMESTAMP = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?Z$/;
@@ -196,7 +204,7 @@ class Client {
   }
 
   // The first `event` (recorded from `since` on) matching `predicate`.
-  waitFor(event, predicate = () => true, since = 0, what = `${this.label} receives ${event}`) {
+  waitFor(event, predicate = () => true, since = 0, what = `${this.label} receives ${event}`, ms = STEP_TIMEOUT_MS) {
     const found = () => this.received(event, predicate, since)[0];
     let listener;
     const arrival = new Promise((resolve) => {
@@ -207,7 +215,7 @@ class Client {
       this.listeners.add(listener);
       listener();
     });
-    return withTimeout(arrival, what).catch((error) => {
+    return withTimeout(arrival, what, ms).catch((error) => {
       const seen = this.received(event, () => true, since);
       throw new ContractViolation(`${error.message}; ${event} seen meanwhile: ${show(seen)}`);
     }).finally(() => this.listeners.delete(listener));
@@ -237,7 +245,10 @@ function readInput() {
   for (const key of ["url", "roomId"]) {
     if (typeof input[key] !== "string") throw new TypeError(`input.${key} must be a string`);
   }
-  for (const user of ["a", "b"]) {
+  if (input.scenario !== undefined && input.scenario !== "sync-required") {
+    throw new TypeError(`input.scenario must be "sync-required" when given, got ${show(input.scenario)}`);
+  }
+  for (const user of input.scenario === "sync-required" ? ["a"] : ["a", "b"]) {
     for (const key of ["token", "userId", "username"]) {
       if (typeof input[user]?.[key] !== "string") throw new TypeError(`input.${user}.${key} must be a string`);
     }
@@ -518,6 +529,48 @@ async function scenario({ url, roomId, a: userA, b: userB }) {
   });
 }
 
+// protocol.md's additions: `sync:required {rooms: [{roomId, lastSeq}]}` means
+// broadcasts to these rooms may have been lost; fetch everything after your
+// last seq with `room:join {since}`.
+async function syncScenario({ url, roomId, a: userA }) {
+  let a, lastSeen;
+
+  await step("connect and join", async () => {
+    a = new Client("A", url, { token: userA.token });
+    await withTimeout(a.connected(), "A connects");
+    const ack = await a.call("room:join", { roomId });
+    expectOk(ack, "A's room:join");
+    expectHistory(ack.messages, "room:join ack messages");
+    lastSeen = ack.messages.length ? ack.messages[ack.messages.length - 1] : null;
+    observations.lastSeen = lastSeen && { id: lastSeen.id, seq: lastSeen.seq };
+    process.stderr.write("READY\n");
+  });
+
+  await step("sync:required after the bus dropped a message", async () => {
+    const sync = await a.waitFor("sync:required", () => true, 0, "A receives sync:required", SYNC_WAIT_MS);
+    expect(sync !== null && typeof sync === "object" && Array.isArray(sync.rooms), `sync:required ${show(sync)}`);
+    for (const room of sync.rooms) {
+      expect(typeof room.roomId === "string", `sync:required roomId must be a string: ${show(room)}`);
+      expect(Number.isInteger(room.lastSeq) && room.lastSeq >= 0, `sync:required lastSeq: ${show(room)}`);
+    }
+    const ours = sync.rooms.find((room) => room.roomId === roomId);
+    expect(ours !== undefined, `sync:required names the joined room: ${show(sync)}`);
+    const heard = a.received("chat:message", (m) => m.roomId === roomId);
+    const known = Math.max(lastSeen ? lastSeen.seq : 0, ...heard.map((m) => m.seq));
+    expect(ours.lastSeq > known, `lastSeq ${ours.lastSeq} is past what A holds (${known}): nothing to repair`);
+    observations.sync = { rooms: sync.rooms, heardLive: heard.map((m) => m.id) };
+
+    const payload = lastSeen ? { roomId, since: lastSeen.id } : { roomId };
+    const ack = await a.call("room:join", payload);
+    expectOk(ack, "room:join with since after sync:required");
+    expectHistory(ack.messages, "the repair's messages");
+    const seqs = ack.messages.map((m) => m.seq);
+    const first = lastSeen ? lastSeen.seq + 1 : 1;
+    expectEqual(seqs, Array.from({ length: ours.lastSeq - first + 1 }, (_, i) => first + i), "seqs of the repair");
+    observations.repaired = ack.messages.map((m) => ({ id: m.id, seq: m.seq, text: m.text }));
+  });
+}
+
 function finish(code, report, message) {
   for (const socket of sockets) socket.close();
   process.stdout.write(`${JSON.stringify(report)}\n`, () => {
@@ -541,7 +594,7 @@ try {
 
 if (input) {
   try {
-    await scenario(input);
+    await (input.scenario === "sync-required" ? syncScenario(input) : scenario(input));
     clearTimeout(watchdog);
     finish(0, { ok: true, ...observations });
   } catch (error) {
