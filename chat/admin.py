@@ -137,6 +137,11 @@ class RoomAdminForm(forms.ModelForm):
         room_id: str = self.cleaned_data["id"]
         if services.room_id_is_reserved(room_id):
             raise forms.ValidationError("This id is reserved for the 1:1 rooms and the API's routes.")
+        # The form's own unique check asks Room.objects, which hides deleted
+        # rooms; a save under a deleted room's id would overwrite that row
+        # (revived, its seq counter back at 0).
+        if self.instance._state.adding and Room.all_objects.filter(pk=room_id).exists():
+            raise forms.ValidationError("A deleted room has this id; restore it or choose another id.")
         return room_id
 
 

@@ -12,6 +12,7 @@ from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 from django.utils import timezone
 
+from chat import services
 from chat.models import Membership, Message, ReadReceipt, Room, RoomBan, RoomMute, SiteBan
 from presence.models import LastSeen
 from tests.chat.services.conftest import _fast_password_hashing, broadcasts
@@ -399,3 +400,24 @@ def test_read_receipts_have_no_delete_page_of_their_own(admin_client):
     assert admin_client.get(reverse("admin:chat_readreceipt_delete", args=[receipt.pk])).status_code == 403
     assert "delete_selected" not in admin_client.get(changelist(ReadReceipt)).content.decode()
     assert ReadReceipt.objects.filter(pk=receipt.pk).exists()
+
+
+def test_a_room_added_in_the_admin_cannot_take_a_deleted_rooms_id(
+    admin_client, broadcasts, django_capture_on_commit_callbacks
+):
+    # given a deleted room with history
+    room, _owner, _member = _room_with_history()
+    with django_capture_on_commit_callbacks(execute=True):
+        services.room_delete(room=room)
+
+    # when an admin adds a room with its id, the form refuses
+    data = {"id": room.pk, "name": "Impostor", "topic": "", "visibility": "public", "slow_mode_seconds": 0}
+    for prefix in ("memberships", "mutes", "bans"):
+        data.update({f"{prefix}-TOTAL_FORMS": 0, f"{prefix}-INITIAL_FORMS": 0})
+    answer = admin_client.post(reverse("admin:chat_room_add"), data)
+    assert answer.status_code == 200
+    assert "deleted room" in str(answer.context["adminform"].form.errors["id"])
+
+    # and the deleted room is untouched (still deleted, its seq counter kept)
+    kept = Room.all_objects.get(pk=room.pk)
+    assert (kept.name, kept.last_seq, kept.deleted_at is not None) == (room.name, 2, True)
