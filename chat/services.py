@@ -213,9 +213,11 @@ def room_update(
 
 
 # Past this many members, deleting or restoring a room skips the presence
-# update of each member (one query per member): their co-member lists correct
+# update of its members: one query per member, and up to two emits per pair
+# of online members that share no other room (quadratic; a pair may hear it
+# twice, once from each side's update). Their co-member lists then correct
 # themselves on the next presence:list, at their next connect.
-ROOM_DELETE_PRESENCE_MAX_MEMBERS = 500
+ROOM_DELETE_PRESENCE_MAX_MEMBERS = 50
 
 
 def room_delete(*, room: Room) -> bool:
