@@ -235,8 +235,9 @@ def room_delete(*, room: Room) -> bool:
     open a chat again (room_get_or_create_direct) instead of the deleted one.
     """
     with transaction.atomic():
-        # The row lock orders this after sends that hold it (they commit
-        # first and are broadcast before the sockets move out).
+        # The row lock orders this with the sends: one that holds it commits
+        # first (stored, in a room deleted a moment later), one that waits
+        # for it then finds the room deleted (not_found).
         row = Room.all_objects.select_for_update().filter(pk=room.pk).values_list("pk", "deleted_at").first()
         if row is None or row[1] is not None:
             return False
