@@ -3,6 +3,8 @@ placeholder author, and an open room that a moderator deletes says so."""
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 from asgiref.sync import sync_to_async
 from playwright.async_api import expect
@@ -26,9 +28,20 @@ def _room_with_a_deleted_author():
     return alice, room, original.pk, reply.pk
 
 
-async def test_a_deleted_author_is_a_placeholder_and_a_deleted_room_says_so(pages, server):
+async def test_a_deleted_author_is_a_placeholder_and_a_deleted_room_says_so(server_factory, pages_for):
+    # (a process of its own for the admin: see admin_post)
+    server = await asyncio.to_thread(server_factory, "deletion-page")
+    pages = pages_for(server.url)
     # given carol's message and bob's reply to it, then carol's account deleted
     alice, room, original_id, reply_id = await sync_to_async(_room_with_a_deleted_author)()
+    try:
+        await _check_the_page(pages, server, alice, room, original_id, reply_id)
+    finally:
+        await pages.close()
+    assert pages.errors == [], f"JavaScript errors on the page: {pages.errors}"
+
+
+async def _check_the_page(pages, server, alice, room, original_id, reply_id):
     page = await pages.open(alice)
     log = page.get_by_role("log")
 

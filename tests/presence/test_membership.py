@@ -4,6 +4,8 @@ without anyone reconnecting."""
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 from asgiref.sync import sync_to_async
 
@@ -64,8 +66,11 @@ def test_a_join_with_nobody_new_online_costs_one_query(django_assert_num_queries
         presence_co_membership_changed(user=users["alice"], room_id="lobby", joined=True)
 
 
-async def test_a_deleted_room_shared_last_reads_as_offline_both_ways(presence_server, clients):
+async def test_a_deleted_room_shared_last_reads_as_offline_both_ways(presence_server_factory, clients):
     from tests.chat.sockets.test_room_delete import admin_delete_room, make_superuser
+
+    # (a process of its own for the admin: see admin_post)
+    presence_server = await asyncio.to_thread(presence_server_factory, "presence-delete")
 
     # given alice and carol share only the lobby, both online
     users = await make_world({"lobby": ["alice", "carol"]})

@@ -4,6 +4,7 @@ messages stay in history with the placeholder author."""
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import aiohttp
@@ -17,6 +18,7 @@ from chat import services
 from chat.models import Message, Room
 from tests.chat.sockets.conftest import joined, make_room, make_users, rest, stored_messages
 from tests.conftest import token_for
+from tests.support.clients import ChatClient
 from tests.support.server import ServerProcess
 
 # Any 32 letters: Django compares the form's token with the cookie's secret.
@@ -37,7 +39,11 @@ def _session_cookie(user: User) -> str:
 
 
 async def admin_post(server: ServerProcess, admin: User, path: str, data: dict[str, Any]) -> int:
-    """A form POST to the admin of a server process, as `admin` (a real session)."""
+    """A form POST to the admin of a server process, as `admin` (a real session).
+
+    Use a process of the test's own (server_factory): the admin logs every
+    change with the content type's id, which a process caches, and the test
+    database's flush between tests gives content types new ids."""
     cookies = f"{settings.SESSION_COOKIE_NAME}={await _session_cookie(admin)}; {settings.CSRF_COOKIE_NAME}={CSRF}"
     async with (
         aiohttp.ClientSession() as http,
@@ -67,7 +73,12 @@ def room_is_deleted(room: Room) -> bool:
     return Room.all_objects.get(pk=room.pk).deleted_at is not None and not Room.objects.filter(pk=room.pk).exists()
 
 
-async def test_deleting_a_room_moves_its_sockets_out_and_every_path_is_not_found(server, connect):
+async def test_deleting_a_room_moves_its_sockets_out_and_every_path_is_not_found(server_factory, clients):
+    server = await asyncio.to_thread(server_factory, "delete-one")
+
+    async def connect(user: User, transport: str = "websocket") -> ChatClient:
+        return await clients().connect(server.url, token=token_for(user), transport=transport)
+
     # given alice (two sockets, one joined) and bob joined to a room with messages
     alice, bob = await make_users(2)
     admin = await make_superuser()
@@ -125,7 +136,8 @@ async def test_deleting_a_room_moves_its_sockets_out_and_every_path_is_not_found
 @pytest.mark.redis
 async def test_deleting_a_room_moves_its_sockets_out_on_every_process(server_factory, clients):
     # given alice on process A and bob on process B, both joined
-    first_server, second_server = server_factory("delete-a"), server_factory("delete-b")
+    first_server = await asyncio.to_thread(server_factory, "delete-a")
+    second_server = await asyncio.to_thread(server_factory, "delete-b")
     alice, bob = await make_users(2)
     admin = await make_superuser()
     room = await make_room(members=[alice, bob])
