@@ -4,7 +4,9 @@ What changes what clients see goes through the services, as on every other
 path: the soft-delete action, and adding a mute, room ban or site ban, so the
 change is broadcast live and has the same effects as over the API. Messages
 are never added or hard-deleted here: a hard delete leaves a hole in the
-room's `seq`, which clients read as a lost message.
+room's `seq`, which clients read as a lost message. Rooms are soft-deleted
+(services.room_delete), and shown with a filter; users are deleted in the
+user admin, and their messages stay with a placeholder author.
 """
 
 from __future__ import annotations
@@ -21,6 +23,35 @@ from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from chat import services
 from chat.errors import ChatError
 from chat.models import Membership, Message, ReadReceipt, Room, RoomBan, RoomMute, SiteBan
+from chat.schemas import DELETED_USER_NAME
+
+
+class CascadeDeleteOnlyMixin:
+    """Rows nobody deletes by hand, but that go with their user when the user
+    is deleted (read receipts, last-seen times).
+
+    The admin's delete confirmation refuses to delete a user while any row
+    that goes with them has `has_delete_permission` False, so a plain
+    read-only admin would make users undeletable. Here the permission stays
+    (for that check), and only the row's own delete paths are closed.
+    """
+
+    def get_actions(self, request: HttpRequest) -> dict[str, Any]:
+        actions: dict[str, Any] = super().get_actions(request)  # type: ignore[misc]
+        actions.pop("delete_selected", None)
+        return actions
+
+    def delete_view(self, request: HttpRequest, object_id: str, extra_context: Any = None) -> HttpResponse:
+        raise PermissionDenied
+
+    def change_view(
+        self, request: HttpRequest, object_id: str, form_url: str = "", extra_context: dict[str, Any] | None = None
+    ) -> HttpResponse:
+        response: HttpResponse = super().change_view(  # type: ignore[misc]
+            request, object_id, form_url, extra_context={**(extra_context or {}), "show_delete": False}
+        )
+        return response
+
 
 # --- rooms --------------------------------------------------------------------
 
@@ -106,22 +137,63 @@ class RoomAdminForm(forms.ModelForm):
         room_id: str = self.cleaned_data["id"]
         if services.room_id_is_reserved(room_id):
             raise forms.ValidationError("This id is reserved for the 1:1 rooms and the API's routes.")
+        # The form's own unique check asks Room.objects, which hides deleted
+        # rooms; a save under a deleted room's id would overwrite that row
+        # (revived, its seq counter back at 0).
+        if self.instance._state.adding and Room.all_objects.filter(pk=room_id).exists():
+            raise forms.ValidationError("A deleted room has this id; restore it or choose another id.")
         return room_id
 
 
 @admin.register(Room)
 class RoomAdmin(admin.ModelAdmin):
     form = RoomAdminForm
-    list_display = ["id", "name", "visibility", "member_count", "last_seq", "created_by", "created_at"]
-    list_filter = ["visibility"]
+    list_display = ["id", "name", "visibility", "member_count", "last_seq", "created_by", "created_at", "deleted_at"]
+    list_filter = [("deleted_at", admin.EmptyFieldListFilter), "visibility"]
     search_fields = ["id", "name", "topic"]
     list_select_related = ["created_by"]
     raw_id_fields = ["created_by"]
-    readonly_fields = ["last_seq", "direct_key", "created_at"]
+    readonly_fields = ["last_seq", "direct_key", "created_at", "deleted_at"]
     inlines = [MembershipInline, RoomMuteInline, RoomBanInline]
+    actions = ["restore"]
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[Room]:
-        return super().get_queryset(request).annotate(member_count=Count("memberships", distinct=True))
+        # Deleted rooms too (Room.objects hides them), so they can be found
+        # with the filter and restored.
+        rooms = Room.all_objects.annotate(member_count=Count("memberships", distinct=True))
+        ordering = self.get_ordering(request)
+        return rooms.order_by(*ordering) if ordering else rooms
+
+    # Deleting a room, from its page or the "delete selected" action, is the
+    # soft delete of the service: its sockets are moved out on every process,
+    # members are told, and its messages stay.
+    def delete_model(self, request: HttpRequest, obj: Room) -> None:
+        services.room_delete(room=obj)
+
+    def delete_queryset(self, request: HttpRequest, queryset: QuerySet[Room]) -> None:
+        for room in queryset:
+            services.room_delete(room=room)
+
+    def get_deleted_objects(
+        self, objs: Any, request: HttpRequest
+    ) -> tuple[list[Any], dict[str, int], set[str], list[Any]]:
+        # What the confirmation page lists: only the rooms, since nothing that
+        # hangs off them is deleted (the default lists, and checks delete
+        # permissions on, every message and receipt of the room).
+        rooms = list(objs)
+        return [str(room) for room in rooms], {str(Room._meta.verbose_name_plural): len(rooms)}, set(), []
+
+    @admin.action(description="Restore the selected deleted rooms (not 1:1 rooms)", permissions=["delete"])
+    def restore(self, request: HttpRequest, queryset: QuerySet[Room]) -> None:
+        restored, refused = 0, 0
+        for room in queryset:
+            try:
+                restored += services.room_restore(room=room)
+            except ChatError:
+                refused += 1
+        self.message_user(request, f"{restored} room(s) restored.", messages.SUCCESS)
+        if refused:
+            self.message_user(request, f"{refused} deleted 1:1 room(s) cannot be restored.", messages.WARNING)
 
     @admin.display(description="members", ordering="member_count")
     def member_count(self, room: Room) -> int:
@@ -169,7 +241,7 @@ class RoomAdmin(admin.ModelAdmin):
 
 @admin.register(Message)
 class MessageAdmin(admin.ModelAdmin):
-    list_display = ["id", "room", "seq", "author", "excerpt", "created_at", "edited_at", "deleted_at"]
+    list_display = ["id", "room", "seq", "author_name", "excerpt", "created_at", "edited_at", "deleted_at"]
     list_filter = [
         "room",
         ("author", admin.RelatedOnlyFieldListFilter),
@@ -194,6 +266,10 @@ class MessageAdmin(admin.ModelAdmin):
     )
     show_full_result_count = False  # COUNT(*) over every message on each page view
 
+    @admin.display(description="author", ordering="author__username")
+    def author_name(self, message: Message) -> str:
+        return DELETED_USER_NAME if message.author_id is None else str(message.author)
+
     @admin.display(description="text")
     def excerpt(self, message: Message) -> str:
         if message.deleted_at is not None:
@@ -208,6 +284,10 @@ class MessageAdmin(admin.ModelAdmin):
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False
 
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        # Only the soft delete (the action below); the delete page answers 403.
+        return False
+
     @admin.action(description="Soft delete the selected messages (clients are told at once)", permissions=["change"])
     def soft_delete(self, request: HttpRequest, queryset: QuerySet[Message]) -> None:
         count = services.messages_soft_delete(messages=list(queryset))
@@ -215,8 +295,9 @@ class MessageAdmin(admin.ModelAdmin):
 
 
 @admin.register(ReadReceipt)
-class ReadReceiptAdmin(admin.ModelAdmin):
-    """Read-only: watermarks move only forward, and only by reading."""
+class ReadReceiptAdmin(CascadeDeleteOnlyMixin, admin.ModelAdmin):
+    """Read-only: watermarks move only forward, and only by reading. They go
+    with their user when the user is deleted."""
 
     list_display = ["user", "room", "last_read_message", "updated_at"]
     list_select_related = ["user", "room", "last_read_message"]
@@ -227,9 +308,6 @@ class ReadReceiptAdmin(admin.ModelAdmin):
         return False
 
     def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False
 
 

@@ -186,6 +186,21 @@ def user_removed_from_room(*, user: User, room_id: str, banned: bool) -> None:
     _emit_from_sync("room:user-left", {**user_ref(user), "roomId": room_id}, to=room_audience(room_id))
 
 
+def room_deleted(*, room_id: str, user_ids: list[int]) -> None:
+    """Take every socket out of a deleted room, on every process, then tell each
+    member (`room:deleted`), so every tab drops the room. In that order: once
+    the sockets are out, nothing more of the room reaches them."""
+    audience = room_audience(room_id)
+    run_from_sync(
+        f"closing room {room_id}",
+        functools.partial(sio.manager.move_audience, audience, CHAT_NAMESPACE, leave=audience),
+    )
+    # One emit per member: a rare admin action, and members not joined to the
+    # room (other tabs) must hear it too.
+    for user_id in user_ids:
+        _emit_from_sync("room:deleted", {"roomId": room_id}, to=user_audience(user_id))
+
+
 def user_sockets_closed(*, user_id: int) -> None:
     """Disconnect every socket of the user on every process (site ban)."""
     run_from_sync(

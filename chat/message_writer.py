@@ -108,7 +108,8 @@ checked AS (
         reply.text AS reply_text,
         reply.deleted_at AS reply_deleted_at
     FROM sends s
-    LEFT JOIN chat_room room ON room.id = s.room_id
+    -- A soft-deleted room (chat_room.deleted_at) is not_found, as Room.objects.
+    LEFT JOIN chat_room room ON room.id = s.room_id AND room.deleted_at IS NULL
     LEFT JOIN LATERAL (
         SELECT max(mu.until) AS until FROM chat_roommute mu
         WHERE mu.room_id = s.room_id AND mu.user_id = s.author_id AND mu.until > %(now)s::timestamptz
@@ -131,7 +132,7 @@ fresh AS (
 -- for each other instead of deadlocking. The UPDATE below only touches rows
 -- locked here.
 locked AS MATERIALIZED (
-    SELECT id FROM chat_room WHERE id IN (SELECT room_id FROM fresh) ORDER BY id FOR UPDATE
+    SELECT id FROM chat_room WHERE id IN (SELECT room_id FROM fresh) AND deleted_at IS NULL ORDER BY id FOR UPDATE
 ),
 bumped AS (
     UPDATE chat_room SET last_seq = chat_room.last_seq + counts.total
@@ -152,7 +153,8 @@ inserted AS (
 )
 SELECT
     -- 'ok' with nothing inserted: the room was deleted while the batch
-    -- waited for its lock (the checks above saw it, the lock did not).
+    -- waited for its lock (the checks above saw it, the lock did not: FOR
+    -- UPDATE checks deleted_at again on the row it waited for).
     CASE WHEN c.status = 'ok' AND i.id IS NULL THEN 'not_found' ELSE c.status END,
     c.muted_until, c.previous_id, c.previous_room_id, c.previous_seq,
     c.reply_author_id, c.reply_username, c.reply_text, c.reply_deleted_at,

@@ -17,6 +17,22 @@ room_id_validator = RegexValidator(
 )
 
 
+class LiveRoomManager(models.Manager["Room"]):
+    """Rooms that are not deleted. It is `Room.objects`, the default manager,
+    so every path that looks a room up (access, selectors, services, the REST
+    routes, the batch writer's ORM fallback, model forms) cannot see a deleted
+    room without asking for `Room.all_objects` by name: a new path that forgets
+    about deletion still answers `not_found`."""
+
+    def get_queryset(self) -> models.QuerySet[Room]:
+        return super().get_queryset().filter(deleted_at__isnull=True)
+
+
+class AllRoomsManager(models.Manager["Room"]):
+    """Every room, deleted ones too: for the admin, and for ids (a deleted
+    room keeps its id, since its messages still point at it)."""
+
+
 class Room(models.Model):
     class Visibility(models.TextChoices):
         PUBLIC = "public"
@@ -39,10 +55,16 @@ class Room(models.Model):
     # "<smaller user id>:<larger user id>" for 1:1 rooms: the unique constraint
     # makes "one room per pair" hold even when both users click at once.
     direct_key = models.CharField(max_length=64, null=True, blank=True, unique=True, editable=False)
+    # Rooms are soft-deleted (services.room_delete): their messages stay, and
+    # the room is `not_found` everywhere. Set only by room_delete/room_restore.
+    deleted_at = models.DateTimeField(null=True, blank=True, editable=False)
 
     members: models.ManyToManyField[User, Membership] = models.ManyToManyField(
         settings.AUTH_USER_MODEL, through="Membership", related_name="chat_rooms"
     )
+
+    objects = LiveRoomManager()  # the default: what every path sees
+    all_objects = AllRoomsManager()  # deleted rooms too: the admin, ids taken
 
     class Meta:
         ordering = ["id"]
@@ -54,10 +76,13 @@ class Room(models.Model):
         # `last_seq` is owned by message_send, which bumps it under the row
         # lock. A plain save() of a Room loaded earlier would write back a stale
         # counter and make the next sends collide, so saves of an existing room
-        # leave it alone unless asked for by name.
+        # leave it alone unless asked for by name. `deleted_at` likewise: a
+        # stale copy saved after room_delete must not bring the room back.
         if not self._state.adding and kwargs.get("update_fields") is None and not kwargs.get("force_insert"):
             kwargs["update_fields"] = [
-                f.name for f in self._meta.concrete_fields if not f.primary_key and f.name != "last_seq"
+                f.name
+                for f in self._meta.concrete_fields
+                if not f.primary_key and f.name not in ("last_seq", "deleted_at")
             ]
         super().save(*args, **kwargs)
 
@@ -84,9 +109,16 @@ class Message(models.Model):
     # Auto-increment ids are allocated while the room row is locked, so inside a
     # room they grow in commit order: `after=<id>` never skips a late commit.
     id = models.BigAutoField(primary_key=True)
-    room = models.ForeignKey(Room, on_delete=models.CASCADE, related_name="messages")
+    # Messages are never hard-deleted (a hole in `seq` reads as a lost message):
+    # rooms are soft-deleted, and a hard delete of a room that has messages is
+    # refused (ProtectedError) rather than taking them along.
+    room = models.ForeignKey(Room, on_delete=models.PROTECT, related_name="messages")
     seq = models.BigIntegerField()
-    author = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="chat_messages")
+    # NULL once the author's account is deleted: the messages stay, shown with
+    # a placeholder author (schemas.message_payload).
+    author = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="chat_messages"
+    )
     text = models.TextField(max_length=5000)
     reply_to = models.ForeignKey("self", null=True, blank=True, on_delete=models.SET_NULL, related_name="replies")
     # NULL, not "", for "no clientId": the unique constraint skips NULLs.

@@ -26,6 +26,11 @@ MAX_ID_DIGITS = 18  # ids are bigints: anything longer cannot exist
 
 _ROOM_ID = re.compile(ROOM_ID_PATTERN)
 
+# The author of a message whose account was deleted: the message stays, with
+# `userId: ""` (still a string, and no user has it) and this name.
+DELETED_USER_ID = ""
+DELETED_USER_NAME = "Deleted user"
+
 
 class ReplyPreview(TypedDict):
     id: str
@@ -200,6 +205,15 @@ def parse_read(payload: Any) -> ReadRequest:
     )
 
 
+def author_id_of(message: Message) -> str:
+    """The message's `userId`: DELETED_USER_ID once the author's account is gone."""
+    return DELETED_USER_ID if message.author_id is None else str(message.author_id)
+
+
+def _author_name(message: Message) -> str:
+    return DELETED_USER_NAME if message.author_id is None or message.author is None else message.author.username
+
+
 def message_payload(message: Message, read_by: list[str]) -> MessagePayload:
     """The message object of protocol.md. `message.author` (and `reply_to.author`
     when replying) should be select_related by the caller."""
@@ -209,16 +223,16 @@ def message_payload(message: Message, read_by: list[str]) -> MessagePayload:
         "id": str(message.pk),
         "roomId": message.room_id,
         "seq": message.seq,
-        "userId": str(message.author_id),
-        "username": message.author.username,
+        "userId": author_id_of(message),
+        "username": _author_name(message),
         "text": "" if deleted else message.text,
         "replyTo": None if message.reply_to_id is None else str(message.reply_to_id),
         "reply": None
         if reply is None
         else {
             "id": str(reply.pk),
-            "userId": str(reply.author_id),
-            "username": reply.author.username,
+            "userId": author_id_of(reply),
+            "username": _author_name(reply),
             "text": "" if reply.deleted_at else reply.text[:200],
         },
         "clientId": message.client_id,

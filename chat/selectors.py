@@ -10,7 +10,7 @@ from django.db.models import Count, Exists, F, IntegerField, OuterRef, Q, QueryS
 from django.db.models.functions import Coalesce
 
 from chat.models import Membership, Message, ReadReceipt, Room, RoomBan
-from chat.schemas import MessagePayload, message_payload
+from chat.schemas import MessagePayload, author_id_of, message_payload
 
 
 class RoomSummary(TypedDict):
@@ -89,9 +89,11 @@ def read_by_for(messages: Iterable[Message]) -> dict[int, list[str]]:
         .order_by("user_id")
         .values_list("room_id", "user_id", "last_read_message_id")
     )
-    # The author has read their own message; everyone else by watermark.
+    # The author has read their own message; everyone else by watermark. A
+    # deleted author keeps the first place as "" (their userId), so readBy
+    # still starts with the message's userId.
     return {
-        m.pk: [str(m.author_id)]
+        m.pk: [author_id_of(m)]
         + [
             str(user_id)
             for room_id, user_id, upto in receipts

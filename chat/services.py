@@ -43,7 +43,8 @@ def _room_id_from_name(name: str) -> str:
     base = slugify(name)[:56].strip("-_") or "room"
     if room_id_is_reserved(base):
         base = f"room-{base}"[:56].strip("-_")
-    taken = set(Room.objects.filter(pk__startswith=base).values_list("pk", flat=True))
+    # Deleted rooms keep their ids (their messages still point at them).
+    taken = set(Room.all_objects.filter(pk__startswith=base).values_list("pk", flat=True))
     candidate, n = base, 1
     while candidate in taken:
         n += 1
@@ -68,7 +69,7 @@ def room_create(
     if room_id is not None:
         if room_id_is_reserved(room_id):
             raise ChatError(ErrorCode.INVALID, f"The room id {room_id!r} is reserved", fields={"id": ["reserved"]})
-        if Room.objects.filter(pk=room_id).exists():
+        if Room.all_objects.filter(pk=room_id).exists():
             raise _room_id_taken(room_id)
     attempts = 3
     for attempt in range(attempts):
@@ -116,8 +117,22 @@ def _direct_room_id(a: User, b: User) -> tuple[str, str]:
     return f"{DIRECT_ROOM_PREFIX}{low}-{high}", f"{low}:{high}"
 
 
+def _free_direct_room_id(room_id: str) -> str:
+    """`dm-<low>-<high>`, or `dm-<low>-<high>-<n>` when deleted 1:1 rooms of the
+    pair hold the plain id (see room_delete)."""
+    taken = set(Room.all_objects.filter(pk__startswith=room_id).values_list("pk", flat=True))
+    candidate, n = room_id, 1
+    while candidate in taken:
+        n += 1
+        candidate = f"{room_id}-{n}"
+    return candidate
+
+
 def room_get_or_create_direct(*, user: User, other: User) -> tuple[Room, bool]:
-    """The one 1:1 room of two users: created once, then always the same."""
+    """The one 1:1 room of two users: created once, then always the same.
+
+    After a moderator deleted it, the pair gets a fresh, empty room with a new
+    id: what was deleted stays deleted (room_delete frees the pair's key)."""
     if user.pk == other.pk:
         raise ChatError(
             ErrorCode.INVALID, "A direct room needs another user", fields={"username": ["cannot be yourself"]}
@@ -126,6 +141,7 @@ def room_get_or_create_direct(*, user: User, other: User) -> tuple[Room, bool]:
     existing = Room.objects.filter(direct_key=direct_key).first()
     if existing is not None:
         return existing, False
+    room_id = _free_direct_room_id(room_id)
     try:
         with transaction.atomic():
             room = Room.objects.create(
@@ -144,7 +160,8 @@ def room_get_or_create_direct(*, user: User, other: User) -> tuple[Room, bool]:
             transaction.on_commit(functools.partial(broadcast.room_added, room=room, user_ids=[other.pk]))
             transaction.on_commit(functools.partial(_co_membership_changed, user=user, room_id=room.pk, joined=True))
     except IntegrityError:
-        # Both users opened the chat at the same moment; the other insert won.
+        # Both users opened the chat at the same moment; the other insert won
+        # (the same id and key: either constraint may be the one that fired).
         return Room.objects.get(direct_key=direct_key), False
     return room, True
 
@@ -193,6 +210,72 @@ def room_update(
             room.save(update_fields=fields)
             transaction.on_commit(lambda: broadcast.room_updated(room))
     return room
+
+
+# Past this many members, deleting or restoring a room skips the presence
+# update of its members: one query per member, and up to two emits per pair
+# of online members that share no other room (quadratic; a pair may hear it
+# twice, once from each side's update). Their co-member lists then correct
+# themselves on the next presence:list, at their next connect.
+ROOM_DELETE_PRESENCE_MAX_MEMBERS = 50
+
+
+def room_delete(*, room: Room) -> bool:
+    """Soft delete a room: it answers `not_found` on every path from the commit
+    on, its messages stay. Returns False if it was already deleted.
+
+    After the commit, every socket in the room leaves it on every process, then
+    each member hears `room:deleted`. Marking first and moving after is the
+    order that leaves no gap: a join checked before the commit but entering
+    after the move is caught by the join's own check after entering (it sees
+    the room gone), and a batch waiting for the room's row lock sees the
+    deletion when it gets the lock (chat/message_writer.py).
+
+    A 1:1 room gives up its `direct_key`, so the pair gets a fresh room if they
+    open a chat again (room_get_or_create_direct) instead of the deleted one.
+    """
+    with transaction.atomic():
+        # The row lock orders this with the sends: one that holds it commits
+        # first (stored, in a room deleted a moment later), one that waits
+        # for it then finds the room deleted (not_found).
+        row = Room.all_objects.select_for_update().filter(pk=room.pk).values_list("pk", "deleted_at").first()
+        if row is None or row[1] is not None:
+            return False
+        now = timezone.now()
+        Room.all_objects.filter(pk=room.pk).update(deleted_at=now, direct_key=None)
+        member_ids = [int(pk) for pk in Membership.objects.filter(room_id=room.pk).values_list("user_id", flat=True)]
+        transaction.on_commit(functools.partial(broadcast.room_deleted, room_id=room.pk, user_ids=member_ids))
+        transaction.on_commit(functools.partial(_co_members_changed, room_id=room.pk, joined=False))
+    room.deleted_at = now
+    room.direct_key = None
+    return True
+
+
+def room_restore(*, room: Room) -> bool:
+    """Undo room_delete for a public or private room; members find it in their
+    room lists again (`room:added`). Returns False if it was not deleted.
+
+    A 1:1 room is not restored: the pair may have a fresh room by now, and a
+    pair has one room."""
+    if room.visibility == Room.Visibility.DIRECT:
+        raise ChatError(ErrorCode.INVALID, "A deleted 1:1 room cannot be restored")
+    with transaction.atomic():
+        restored = Room.all_objects.filter(pk=room.pk, deleted_at__isnull=False).update(deleted_at=None)
+        if not restored:
+            return False
+        member_ids = [int(pk) for pk in Membership.objects.filter(room_id=room.pk).values_list("user_id", flat=True)]
+        transaction.on_commit(functools.partial(broadcast.room_added, room=room, user_ids=member_ids))
+        transaction.on_commit(functools.partial(_co_members_changed, room_id=room.pk, joined=True))
+    room.deleted_at = None
+    return True
+
+
+def _co_members_changed(*, room_id: str, joined: bool) -> None:
+    members = list(User.objects.filter(memberships__room_id=room_id)[: ROOM_DELETE_PRESENCE_MAX_MEMBERS + 1])
+    if len(members) > ROOM_DELETE_PRESENCE_MAX_MEMBERS:
+        return
+    for member in members:
+        _co_membership_changed(user=member, room_id=room_id, joined=joined)
 
 
 # --- Messages -----------------------------------------------------------------
@@ -246,7 +329,10 @@ def message_send(
         with transaction.atomic():
             # The room row lock orders senders: seq and id are assigned and
             # committed in the same order, so neither has holes nor twins.
-            locked = Room.objects.select_for_update().only("last_seq", "slow_mode_seconds").get(pk=room.pk)
+            locked = Room.objects.select_for_update().only("last_seq", "slow_mode_seconds").filter(pk=room.pk).first()
+            if locked is None:
+                # Deleted since the access check (the lock waited for room_delete).
+                raise ChatError(ErrorCode.NOT_FOUND, f"Room {room.pk!r} does not exist")
             if locked.slow_mode_seconds:
                 _check_slow_mode(sender=sender, room=locked)
             # Last, and read now rather than trusted from `sender`: a socket's

@@ -5,11 +5,12 @@ from __future__ import annotations
 from django.contrib import admin
 from django.http import HttpRequest
 
+from chat.admin import CascadeDeleteOnlyMixin
 from presence.models import LastSeen
 
 
 @admin.register(LastSeen)
-class LastSeenAdmin(admin.ModelAdmin):
+class LastSeenAdmin(CascadeDeleteOnlyMixin, admin.ModelAdmin):
     list_display = ["user", "at"]
     list_select_related = ["user"]
     search_fields = ["user__username", "user__email"]
@@ -21,7 +22,4 @@ class LastSeenAdmin(admin.ModelAdmin):
         return False
 
     def has_change_permission(self, request: HttpRequest, obj: LastSeen | None = None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: LastSeen | None = None) -> bool:
         return False

@@ -21,7 +21,8 @@ OFFLINE = "offline"
 
 
 def _co_members(user_id: int | str) -> QuerySet[User]:
-    rooms = Membership.objects.filter(user_id=user_id).values("room_id")
+    # Deleted rooms (chat's soft delete) make nobody co-members.
+    rooms = Membership.objects.filter(user_id=user_id, room__deleted_at__isnull=True).values("room_id")
     # A co-member of several shared rooms is one row.
     return User.objects.filter(memberships__room_id__in=rooms).exclude(pk=user_id).distinct().order_by("username")
 
@@ -54,7 +55,9 @@ def co_members_changed_by(*, user_id: int | str, room_id: str) -> list[UserRef]:
     """Members of the room who share no other room with the user: the ones a
     join makes co-members, or a removal makes strangers. One query."""
     metrics.count(metrics.SQL_QUERIES)
-    shared_elsewhere = Membership.objects.filter(room__memberships__user_id=user_id).exclude(room_id=room_id)
+    shared_elsewhere = Membership.objects.filter(
+        room__memberships__user_id=user_id, room__deleted_at__isnull=True
+    ).exclude(room_id=room_id)
     rows = (
         User.objects.filter(memberships__room_id=room_id)
         .exclude(pk=user_id)

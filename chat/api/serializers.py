@@ -214,10 +214,13 @@ class ErrorOut(serializers.Serializer):
         }
 
 
+DELETED_AUTHOR_HELP = 'the author\'s id; "" once their account was deleted (username is then "Deleted user")'
+
+
 @extend_schema_serializer(component_name="Reply")
 class ReplyOut(serializers.Serializer):
     id = serializers.CharField()
-    userId = serializers.CharField()
+    userId = serializers.CharField(help_text=DELETED_AUTHOR_HELP)
     username = serializers.CharField()
     text = serializers.CharField()
 
@@ -227,7 +230,7 @@ class MessageOut(serializers.Serializer):
     id = serializers.CharField()
     roomId = serializers.CharField()
     seq = serializers.IntegerField(help_text="1, 2, 3, ... per room, without holes")
-    userId = serializers.CharField()
+    userId = serializers.CharField(help_text=DELETED_AUTHOR_HELP)
     username = serializers.CharField()
     text = serializers.CharField(help_text="empty once deleted")
     replyTo = serializers.CharField(allow_null=True)

@@ -216,6 +216,13 @@ socket.on("room:banned", ({ roomId }) => {
   if (roomId === state.currentId) renderRoomError();
 });
 
+socket.on("room:deleted", ({ roomId }) => {
+  const room = state.rooms.get(roomId);
+  if (!room) return;
+  room.error = { code: "not_found", error: "This room was deleted by a moderator." };
+  if (roomId === state.currentId) renderRoomError();
+});
+
 // --- keeping every room exact -------------------------------------------------------
 
 function onLiveMessage(message) {
@@ -670,6 +677,7 @@ function renderMessages(mode = "auto") {
     const continued = Boolean(
       previous &&
         previous.userId === message.userId &&
+        message.userId !== "" && // authors of deleted accounts are not one person
         !message.reply &&
         !previous.deletedAt &&
         new Date(when) - new Date(previous.timestamp ?? when) < GROUP_WINDOW_MS,
@@ -786,9 +794,10 @@ function roomLabel(room) {
   return other?.username ?? room.name;
 }
 
-// The other person of a 1:1 room: its id is dm-<low id>-<high id>.
+// The other person of a 1:1 room: its id is dm-<low id>-<high id>, with -<n>
+// after it when an earlier room of the pair was deleted.
 function directPartner(room) {
-  const match = /^dm-(\d+)-(\d+)$/.exec(room.id);
+  const match = /^dm-(\d+)-(\d+)(?:-\d+)?$/.exec(room.id);
   if (!match) return null;
   const userId = match[1] === me.userId ? match[2] : match[1];
   let username = state.users.get(userId);

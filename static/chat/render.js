@@ -59,12 +59,21 @@ const STATUS_TEXT = {
   sent: "Sent",
 };
 
+// The author of a message whose account was deleted: the server sends
+// `userId: ""` (docs/protocol.md); the name shown is always this placeholder.
+export const DELETED_USER = "Deleted user";
+
+export function authorName(message) {
+  return message.userId === "" ? DELETED_USER : message.username;
+}
+
 // A stored message (`item.message`) or one still in the outbox (`item.pending`).
 export function messageNode(item, { continued, meId }) {
   const message = item.message ?? item.pending;
   const pending = item.pending ?? null;
   const deleted = Boolean(message.deletedAt);
   const mine = message.userId === meId;
+  const author = authorName(message);
   const domId = pending ? `pending-${pending.clientId}` : `message-${message.id}`;
   const classes = ["message"];
   if (continued) classes.push("message--continued");
@@ -81,7 +90,7 @@ export function messageNode(item, { continued, meId }) {
   });
 
   const gutter = el("div", { class: "message-gutter" });
-  if (!continued) gutter.append(avatar(message.username));
+  if (!continued) gutter.append(avatar(author, message.userId === "" ? "avatar--deleted" : ""));
   else if (message.timestamp) {
     gutter.append(el("time", { class: "gutter-time", datetime: message.timestamp, text: formatTime(message.timestamp) }));
   }
@@ -91,7 +100,7 @@ export function messageNode(item, { continued, meId }) {
     const meta = el(
       "div",
       { class: "message-meta" },
-      el("span", { class: "message-author", text: message.username }),
+      el("span", { class: message.userId === "" ? "message-author message-author--deleted" : "message-author", text: author }),
       message.timestamp
         ? el("time", { datetime: message.timestamp, title: formatFull(message.timestamp), text: formatTime(message.timestamp) })
         : null,
@@ -99,7 +108,7 @@ export function messageNode(item, { continued, meId }) {
     body.append(meta);
   } else {
     // Screen readers read who wrote a continued message too.
-    body.append(el("span", { class: "visually-hidden", text: `${message.username}: ` }));
+    body.append(el("span", { class: "visually-hidden", text: `${author}: ` }));
   }
 
   const reply = message.reply ?? pending?.reply ?? null;
@@ -111,9 +120,9 @@ export function messageNode(item, { continued, meId }) {
           type: "button",
           class: "message-quote",
           dataset: { action: "jump", target: reply.id },
-          "aria-label": `Replying to ${reply.username}: ${reply.text || "deleted message"}. Show the original`,
+          "aria-label": `Replying to ${authorName(reply)}: ${reply.text || "deleted message"}. Show the original`,
         },
-        el("span", { class: "quote-author", text: reply.username }),
+        el("span", { class: "quote-author", text: authorName(reply) }),
         el("span", { class: "quote-text", text: reply.text || "This message was deleted" }),
       ),
     );
@@ -150,7 +159,7 @@ export function messageNode(item, { continued, meId }) {
           class: "icon-button",
           tabindex: "-1",
           title: "Reply (R)",
-          "aria-label": `Reply to ${message.username}`,
+          "aria-label": `Reply to ${author}`,
           dataset: { action: "reply", id: message.id },
           text: "↩",
         }),

@@ -6,12 +6,15 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
+from django.contrib.auth.models import User
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 from django.utils import timezone
 
+from chat import services
 from chat.models import Membership, Message, ReadReceipt, Room, RoomBan, RoomMute, SiteBan
+from presence.models import LastSeen
 from tests.chat.services.conftest import _fast_password_hashing, broadcasts
 from tests.factories import RoomFactory, UserFactory, add_member, post
 
@@ -297,3 +300,124 @@ def test_visibility_is_fixed_once_a_room_exists_and_direct_is_never_offered(admi
     assert Room.objects.get(pk="shut").visibility == "private"
     add_form = admin_client.get(reverse("admin:chat_room_add")).context["adminform"].form
     assert "direct" not in [value for value, _ in add_form.fields["visibility"].choices]
+
+
+# --- no hard deletes (issue 9.7) ---------------------------------------------------
+
+
+def test_a_message_has_no_delete_page_in_the_admin(admin_client):
+    room, user = RoomFactory(), UserFactory()
+    message = post(room, user, "keep the seq whole")
+    url = reverse("admin:chat_message_delete", args=[message.pk])
+    assert admin_client.get(url).status_code == 403
+    assert admin_client.post(url, {"post": "yes"}).status_code == 403
+    changelist_page = admin_client.get(changelist(Message))
+    assert list(changelist_page.context["action_form"].fields["action"].choices)[1:] == [
+        ("soft_delete", "Soft delete the selected messages (clients are told at once)")
+    ]
+    # the action list cannot be bypassed by posting the action's name
+    admin_client.post(
+        changelist(Message), {"action": "delete_selected", "_selected_action": [message.pk], "post": "yes"}
+    )
+    assert Message.objects.filter(pk=message.pk).exists()
+
+
+def _room_with_history():
+    room, owner, member = RoomFactory(id="history"), UserFactory(), UserFactory()
+    add_member(room, owner, Membership.Role.OWNER)
+    add_member(room, member)
+    first = post(room, member, "first")
+    post(room, owner, "second", reply_to=first)
+    ReadReceipt.objects.create(user=owner, room=room, last_read_message=first)
+    return room, owner, member
+
+
+def test_deleting_a_room_in_the_admin_is_a_soft_delete(admin_client, broadcasts, django_capture_on_commit_callbacks):
+    room, owner, member = _room_with_history()
+    url = reverse("admin:chat_room_delete", args=[room.pk])
+
+    # the confirmation lists the room only, and the admin may confirm
+    confirm = admin_client.get(url)
+    assert confirm.status_code == 200
+    assert not confirm.context["perms_lacking"] and not confirm.context["protected"]
+    with django_capture_on_commit_callbacks(execute=True):
+        assert admin_client.post(url, {"post": "yes"}).status_code == 302
+
+    # the room is gone for every path, its messages and members stay
+    assert not Room.objects.filter(pk=room.pk).exists()
+    assert Room.all_objects.get(pk=room.pk).deleted_at is not None
+    assert Message.objects.filter(room_id=room.pk).count() == 2
+    assert broadcasts.events()[0] == "room:closed"
+    assert sorted(s.to for s in broadcasts.of("room:deleted")) == sorted([f"user:{owner.pk}", f"user:{member.pk}"])
+
+
+def test_the_rooms_delete_action_is_a_soft_delete_and_deleted_rooms_can_be_found_and_restored(
+    admin_client, broadcasts, django_capture_on_commit_callbacks
+):
+    room, _owner, _member = _room_with_history()
+    kept = RoomFactory(id="kept")
+    with django_capture_on_commit_callbacks(execute=True):
+        admin_client.post(changelist(Room), {"action": "delete_selected", "_selected_action": [room.pk], "post": "yes"})
+    assert Message.objects.filter(room_id=room.pk).count() == 2
+    assert list(Room.objects.values_list("pk", flat=True)) == [kept.pk]
+
+    # the changelist shows deleted rooms, and filters them
+    listed = admin_client.get(changelist(Room), {"deleted_at__isnull": "False"})
+    assert [r.pk for r in listed.context["cl"].result_list] == [room.pk]
+    assert admin_client.get(reverse("admin:chat_room_change", args=[room.pk])).status_code == 200
+
+    with django_capture_on_commit_callbacks(execute=True):
+        admin_client.post(changelist(Room), {"action": "restore", "_selected_action": [room.pk]})
+    assert Room.objects.filter(pk=room.pk).exists()
+
+
+def test_deleting_a_user_in_the_admin_keeps_their_messages(admin_client):
+    # given a user with messages, a reply to them, a read watermark and a last-seen time
+    room, _owner, member = _room_with_history()
+    ReadReceipt.objects.create(user=member, room=room, last_read_message=Message.objects.get(room=room, seq=2))
+    LastSeen.objects.create(user=member, at=timezone.now())
+    url = reverse("admin:auth_user_delete", args=[member.pk])
+
+    # the confirmation is allowed (receipts and last-seen rows go with the user)
+    confirm = admin_client.get(url)
+    assert confirm.status_code == 200
+    assert not confirm.context["perms_lacking"], confirm.context["perms_lacking"]
+    assert admin_client.post(url, {"post": "yes"}).status_code == 302
+
+    # then the user is gone and their message stays, without an author
+    assert not User.objects.filter(pk=member.pk).exists()
+    first = Message.objects.get(room=room, seq=1)
+    assert (first.author_id, first.text) == (None, "first")
+    assert Message.objects.get(room=room, seq=2).reply_to_id == first.pk
+    assert not Membership.objects.filter(user_id=member.pk).exists()
+    changelist_page = admin_client.get(changelist(Message))
+    assert "Deleted user" in changelist_page.content.decode()
+
+
+def test_read_receipts_have_no_delete_page_of_their_own(admin_client):
+    room, user = RoomFactory(), UserFactory()
+    receipt = ReadReceipt.objects.create(user=user, room=room, last_read_message=post(room, user))
+    assert admin_client.get(reverse("admin:chat_readreceipt_delete", args=[receipt.pk])).status_code == 403
+    assert "delete_selected" not in admin_client.get(changelist(ReadReceipt)).content.decode()
+    assert ReadReceipt.objects.filter(pk=receipt.pk).exists()
+
+
+def test_a_room_added_in_the_admin_cannot_take_a_deleted_rooms_id(
+    admin_client, broadcasts, django_capture_on_commit_callbacks
+):
+    # given a deleted room with history
+    room, _owner, _member = _room_with_history()
+    with django_capture_on_commit_callbacks(execute=True):
+        services.room_delete(room=room)
+
+    # when an admin adds a room with its id, the form refuses
+    data = {"id": room.pk, "name": "Impostor", "topic": "", "visibility": "public", "slow_mode_seconds": 0}
+    for prefix in ("memberships", "mutes", "bans"):
+        data.update({f"{prefix}-TOTAL_FORMS": 0, f"{prefix}-INITIAL_FORMS": 0})
+    answer = admin_client.post(reverse("admin:chat_room_add"), data)
+    assert answer.status_code == 200
+    assert "deleted room" in str(answer.context["adminform"].form.errors["id"])
+
+    # and the deleted room is untouched (still deleted, its seq counter kept)
+    kept = Room.all_objects.get(pk=room.pk)
+    assert (kept.name, kept.last_seq, kept.deleted_at is not None) == (room.name, 2, True)

@@ -5,6 +5,8 @@ from __future__ import annotations
 import pytest
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
+from django.db.models import ProtectedError
+from django.utils import timezone
 
 from chat.models import Membership, Message, Room
 from tests.chat.services.conftest import _fast_password_hashing
@@ -67,10 +69,41 @@ def test_message_ids_grow_with_seq_inside_a_room():
     assert [m.pk for m in messages] == sorted(m.pk for m in messages)
 
 
-def test_deleting_a_room_takes_its_memberships_and_messages():
+def test_a_room_with_messages_cannot_be_hard_deleted():
+    # Rooms are soft-deleted (services.room_delete); a hard delete that would
+    # take the messages along is refused.
     room, user = RoomFactory(), UserFactory()
     add_member(room, user, Membership.Role.OWNER)
     post(room, user)
-    room.delete()
-    assert not Membership.objects.exists()
-    assert not Message.objects.exists()
+    with pytest.raises(ProtectedError):
+        room.delete()
+    assert Message.objects.filter(room=room).count() == 1
+
+
+def test_deleting_a_user_keeps_their_messages_without_an_author():
+    room, user, other = RoomFactory(), UserFactory(), UserFactory()
+    add_member(room, user)
+    first = post(room, user, "mine")
+    reply = post(room, other, "yours", reply_to=first)
+    user.delete()
+    first.refresh_from_db()
+    reply.refresh_from_db()
+    assert first.author_id is None
+    assert first.text == "mine"
+    assert reply.reply_to_id == first.pk
+    assert not Membership.objects.filter(room=room).exists()
+
+
+def test_deleted_rooms_are_hidden_from_the_default_manager():
+    room = RoomFactory()
+    Room.all_objects.filter(pk=room.pk).update(deleted_at=timezone.now())
+    assert not Room.objects.filter(pk=room.pk).exists()
+    assert Room.all_objects.filter(pk=room.pk).exists()
+
+
+def test_a_stale_save_does_not_bring_a_deleted_room_back():
+    room = RoomFactory()
+    Room.all_objects.filter(pk=room.pk).update(deleted_at=timezone.now())
+    room.name = "renamed"
+    room.save()
+    assert Room.all_objects.get(pk=room.pk).deleted_at is not None

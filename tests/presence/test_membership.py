@@ -4,10 +4,12 @@ without anyone reconnecting."""
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 from asgiref.sync import sync_to_async
 
-from chat.models import Membership
+from chat.models import Membership, Room
 from tests.chat.sockets.conftest import rest
 from tests.conftest import token_for
 from tests.presence.conftest import about, make_world
@@ -62,3 +64,27 @@ def test_a_join_with_nobody_new_online_costs_one_query(django_assert_num_queries
     users = world({"lobby": ["alice", "bob"]})
     with django_assert_num_queries(1):
         presence_co_membership_changed(user=users["alice"], room_id="lobby", joined=True)
+
+
+async def test_a_deleted_room_shared_last_reads_as_offline_both_ways(presence_server_factory, clients):
+    from tests.chat.sockets.test_room_delete import admin_delete_room, make_superuser
+
+    # (a process of its own for the admin: see admin_post)
+    presence_server = await asyncio.to_thread(presence_server_factory, "presence-delete")
+
+    # given alice and carol share only the lobby, both online
+    users = await make_world({"lobby": ["alice", "carol"]})
+    alice, carol = users["alice"], users["carol"]
+    a = await clients().connect(presence_server.url, token=token_for(alice))
+    c = await clients().connect(presence_server.url, token=token_for(carol))
+    await a.wait_for("presence:online", about(carol))
+
+    # when an admin deletes the lobby
+    lobby = await sync_to_async(Room.objects.get)(pk="lobby")
+    await admin_delete_room(presence_server, await make_superuser(), lobby)
+
+    # then they stop seeing each other at once, and a new socket lists nobody
+    await a.wait_for("presence:offline", about(carol))
+    await c.wait_for("presence:offline", about(alice))
+    again = await clients().connect(presence_server.url, token=token_for(alice))
+    assert await again.wait_for("presence:list") == []

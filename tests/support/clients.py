@@ -23,6 +23,7 @@ RECORDED = (
     "room:updated",
     "room:banned",
     "room:removed",
+    "room:deleted",
     "room:added",
     "presence:list",
     "presence:online",

@@ -45,7 +45,15 @@ def broadcasts(monkeypatch: pytest.MonkeyPatch) -> BroadcastRecorder:
     def closed(*, user_id: int) -> None:
         recorder.sent.append(Sent("sockets:closed", None, broadcast.user_audience(user_id)))
 
+    def room_deleted(*, room_id: str, user_ids: list[int]) -> None:
+        # The real one moves the room's sockets out, then emits room:deleted
+        # to each member (tests/chat/sockets/test_room_delete.py).
+        recorder.sent.append(Sent("room:closed", None, broadcast.room_audience(room_id)))
+        for user_id in user_ids:
+            recorder.sent.append(Sent("room:deleted", {"roomId": room_id}, broadcast.user_audience(user_id)))
+
     monkeypatch.setattr(broadcast, "_emit_from_sync", emit)
+    monkeypatch.setattr(broadcast, "room_deleted", room_deleted)
     monkeypatch.setattr(broadcast, "user_removed_from_room", removed)
     monkeypatch.setattr(broadcast, "user_sockets_closed", closed)
     return recorder
