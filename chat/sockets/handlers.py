@@ -29,6 +29,7 @@ from chat.schemas import (
     parse_typing,
     user_ref,
 )
+from chat.sockets import capacity
 from chat.sockets.auth import authenticate_socket
 from chat.sockets.server import CHAT_NAMESPACE, sio
 from presence import sockets as presence_sockets
@@ -88,6 +89,7 @@ async def _user(sid: str) -> User:
 async def connect(sid: str, environ: dict[str, Any], auth: Any = None) -> None:
     try:
         user = await database_sync_to_async(authenticate_socket)(environ, auth)
+        await capacity.sockets_admit(sid=sid, user_id=int(user.pk), address=capacity.client_address(environ))
     except ChatError as error:
         # socketio's own exception: the builtin one reaches the client as a
         # generic "Connection refused by server" instead of the contract's text.
@@ -95,13 +97,22 @@ async def connect(sid: str, environ: dict[str, Any], auth: Any = None) -> None:
     except Exception:
         logger.exception("/chat connect failed: sid=%s", sid)
         raise socketio.exceptions.ConnectionRefusedError("Something went wrong on our side") from None
-    await sio.save_session(sid, {"user": user, "typing_in": set()}, namespace=CHAT_NAMESPACE)
-    await sio.enter_room(sid, broadcast.user_audience(user.pk), namespace=CHAT_NAMESPACE)
+    try:
+        await sio.save_session(sid, {"user": user, "typing_in": set()}, namespace=CHAT_NAMESPACE)
+        await sio.enter_room(sid, broadcast.user_audience(user.pk), namespace=CHAT_NAMESPACE)
+    except BaseException:
+        # A refused connect never reaches `disconnect`.
+        await capacity.sockets_release(sid=sid)
+        raise
     await presence_sockets.socket_connected(sid=sid, user=user)
 
 
 @sio.on("disconnect", namespace=CHAT_NAMESPACE)
 async def disconnect(sid: str, *_reason: Any) -> None:
+    try:
+        await capacity.sockets_release(sid=sid)
+    except Exception:
+        logger.exception("releasing sid %s from the socket caps failed", sid)
     try:
         session = await sio.get_session(sid, namespace=CHAT_NAMESPACE)
     except KeyError:
