@@ -25,6 +25,7 @@ MODERATOR_ROLES = (Membership.Role.OWNER, Membership.Role.MODERATOR)
 BANNED_MESSAGE = "You are banned from this room"
 PRIVATE_MESSAGE = "This room is private"
 NOT_MEMBER_MESSAGE = "Join the room before sending to it"
+NOT_MEMBER_READ_MESSAGE = "Join the room before marking it read"
 
 
 def _room(room_id: str, user: AnyUser) -> Room:
@@ -89,6 +90,15 @@ def access_room_for_send(user: User, room_id: str) -> Room:
     muted_until = _standing(room, "muted_until")
     if muted_until is not None:
         raise muted_error(muted_until)
+    return room
+
+
+def access_room_for_read(user: AnyUser, room_id: str) -> Room:
+    """A room the user is a member of, to move their read watermark: a receipt
+    goes to the whole room, so a visitor of a public room may not send one."""
+    room = access_room(user, room_id)
+    if not _standing(room, "is_member"):
+        raise ChatError(ErrorCode.FORBIDDEN, NOT_MEMBER_READ_MESSAGE)
     return room
 
 
