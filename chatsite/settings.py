@@ -159,7 +159,7 @@ CHAT_RATE_LIMIT_TYPING = env_int("CHAT_RATE_LIMIT_TYPING", 30, minimum=1)
 CHAT_RATE_LIMIT_READS = env_int("CHAT_RATE_LIMIT_READS", 60, minimum=1)
 CHAT_RATE_LIMIT_PRESENCE = env_int("CHAT_RATE_LIMIT_PRESENCE", 20, minimum=1)
 # Events of one socket whose handlers are still running: past this, an event is
-# answered `rate_limited` at once (one long-polling POST may carry thousands).
+# answered `rate_limited` at once (a client may send thousands of frames at once).
 CHAT_MAX_EVENTS_IN_FLIGHT = env_int("CHAT_MAX_EVENTS_IN_FLIGHT", 100, minimum=1)
 # Open /chat sockets, counted over every process, per user and per client address.
 CHAT_MAX_SOCKETS_PER_USER = env_int("CHAT_MAX_SOCKETS_PER_USER", 20, minimum=1)

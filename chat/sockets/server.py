@@ -56,10 +56,12 @@ class ChatServer(socketio.AsyncServer):
     work: an event over its user's limit (EVENT_BUCKETS) is answered
     `rate_limited`; and a socket may have CHAT_MAX_EVENTS_IN_FLIGHT events
     whose handlers have not answered yet. python-socketio starts a task per
-    event, and one long-polling POST can carry thousands of packets, all
-    dispatched before the first task runs: the count is taken in that dispatch
-    step, so the cap holds inside one POST. Over the cap an event is answered
-    `rate_limited` at once, or dropped if it asked no ack.
+    event without waiting for the last, and a client can send thousands of
+    WebSocket frames back to back (a long-polling POST carries at most 16
+    packets, engine.io's max_decode_packets); the frames already received are
+    dispatched before the first task runs, so the count is taken in that
+    dispatch step. Over the cap an event is answered `rate_limited` at once,
+    or dropped if it asked no ack.
 
     (python-socketio 5.x's `_handle_event` dispatches and
     `_handle_event_internal` runs the handler and sends the ack.)
