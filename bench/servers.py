@@ -173,6 +173,8 @@ class Infra:
             # Redis round trip still runs on every send.
             "CHAT_RATE_LIMIT_MESSAGES": "100000000",
             "CHAT_RATE_LIMIT_WINDOW": "10",
+            # Every simulated user connects from 127.0.0.1.
+            "CHAT_MAX_SOCKETS_PER_ADDRESS": "1000000",
             # Short, so the presence measurement sees an offline without waiting 5 s.
             "PRESENCE_GRACE_SECONDS": "1",
             "DEBUG": "false",

@@ -26,6 +26,7 @@ MODERATOR_ROLES = (Membership.Role.OWNER, Membership.Role.MODERATOR)
 BANNED_MESSAGE = refusals.BANNED_MESSAGE
 PRIVATE_MESSAGE = refusals.PRIVATE_MESSAGE
 NOT_MEMBER_MESSAGE = refusals.NOT_MEMBER_MESSAGE
+NOT_MEMBER_READ_MESSAGE = refusals.NOT_MEMBER_READ_MESSAGE
 
 
 def _room(room_id: str, user: AnyUser) -> Room:
@@ -90,6 +91,15 @@ def access_room_for_send(user: User, room_id: str) -> Room:
     muted_until = _standing(room, "muted_until")
     if muted_until is not None:
         raise muted_error(muted_until)
+    return room
+
+
+def access_room_for_read(user: AnyUser, room_id: str) -> Room:
+    """A room the user is a member of, to move their read watermark: a receipt
+    goes to the whole room, so a visitor of a public room may not send one."""
+    room = access_room(user, room_id)
+    if not _standing(room, "is_member"):
+        raise ChatError(ErrorCode.FORBIDDEN, NOT_MEMBER_READ_MESSAGE)
     return room
 
 

@@ -6,7 +6,9 @@ once and every other process gets it through Redis. Sync callers (services
 after commit, REST views, the admin) come through `_emit_from_sync`.
 
 Audiences: `room:<roomId>` holds the sockets joined to a room, `user:<userId>`
-every socket of one user.
+every socket of one user. "Others in the room" (typing, receipts, joins and
+leaves) is the room's audience without any socket of the user it is about:
+`skip_user`, which every process applies to its own sockets.
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ from django.contrib.auth.models import User
 from chat import selectors
 from chat.models import Message, Room
 from chat.schemas import MessagePayload, message_payload, user_ref
-from chat.sockets.manager import ChannelLayerManager
+from chat.sockets.manager import ChannelLayerManager, skip_audience
 from chat.sockets.server import CHAT_NAMESPACE, sio
 
 logger = logging.getLogger(__name__)
@@ -38,8 +40,15 @@ def user_audience(user_id: int | str) -> str:
     return f"user:{user_id}"
 
 
-async def emit(event: str, data: Any, *, to: str, skip_sid: str | None = None) -> None:
-    await sio.emit(event, data, to=to, namespace=CHAT_NAMESPACE, skip_sid=skip_sid)
+async def emit(
+    event: str, data: Any, *, to: str, skip_sid: str | None = None, skip_user: int | str | None = None
+) -> None:
+    """`event` to the audience `to`, but not to `skip_sid`, nor to any socket
+    of `skip_user` (on every process)."""
+    skip: list[str] = [] if skip_sid is None else [skip_sid]
+    if skip_user is not None:
+        skip.append(skip_audience(user_audience(skip_user)))
+    await sio.emit(event, data, to=to, namespace=CHAT_NAMESPACE, skip_sid=skip or None)
 
 
 # --- From sync code -------------------------------------------------------------
@@ -96,8 +105,12 @@ async def _drain(fifo: asyncio.Queue[tuple[str, Callable[[], Awaitable[None]]]])
             logger.exception("broadcast of %s failed", what)
 
 
-def _emit_from_sync(event: str, data: Any, *, to: str, skip_sid: str | None = None) -> None:
-    run_from_sync(f"{event} to {to}", functools.partial(emit, event, data, to=to, skip_sid=skip_sid))
+def _emit_from_sync(
+    event: str, data: Any, *, to: str, skip_sid: str | None = None, skip_user: int | str | None = None
+) -> None:
+    run_from_sync(
+        f"{event} to {to}", functools.partial(emit, event, data, to=to, skip_sid=skip_sid, skip_user=skip_user)
+    )
 
 
 # --- Messages -----------------------------------------------------------------
@@ -135,9 +148,10 @@ def message_deleted(*, room_id: str, message_id: int) -> None:
     )
 
 
-def receipt_updated(*, user: User, room_id: str, message_id: int, skip_sid: str | None) -> None:
+def receipt_updated(*, user: User, room_id: str, message_id: int) -> None:
+    """To the others in the room: not to the reader's own tabs."""
     data = {"userId": str(user.pk), "messageId": str(message_id), "roomId": room_id}
-    _emit_from_sync("chat:read", data, to=room_audience(room_id), skip_sid=skip_sid)
+    _emit_from_sync("chat:read", data, to=room_audience(room_id), skip_user=user.pk)
 
 
 # --- Rooms --------------------------------------------------------------------
@@ -148,15 +162,17 @@ async def history_sent(sid: str, history: dict[str, Any]) -> None:
     await sio.emit("room:history", history, to=sid, namespace=CHAT_NAMESPACE)
 
 
-def user_joined_room(*, user: User, room_id: str, skip_sid: str | None) -> None:
+def user_joined_room(*, user: User, room_id: str) -> None:
+    """To the others in the room."""
     _emit_from_sync(
-        "room:user-joined", {**user_ref(user), "roomId": room_id}, to=room_audience(room_id), skip_sid=skip_sid
+        "room:user-joined", {**user_ref(user), "roomId": room_id}, to=room_audience(room_id), skip_user=user.pk
     )
 
 
-def user_left_room(*, user: User, room_id: str, skip_sid: str | None) -> None:
+def user_left_room(*, user: User, room_id: str) -> None:
+    """To the others in the room."""
     _emit_from_sync(
-        "room:user-left", {**user_ref(user), "roomId": room_id}, to=room_audience(room_id), skip_sid=skip_sid
+        "room:user-left", {**user_ref(user), "roomId": room_id}, to=room_audience(room_id), skip_user=user.pk
     )
 
 

@@ -266,7 +266,7 @@ async def _typing_cleared(sender: User, room_id: str, sid: str) -> None:
     # Best effort: the message is committed, so its ack must say ok whatever
     # Redis does.
     try:
-        await typing_indicator.typing_stopped(user=user_ref(sender), room_id=room_id, sid=sid)
+        await typing_indicator.typing_stopped(user=user_ref(sender), room_id=room_id)
     except Exception:
         logger.warning("clearing the typing of user %s in %s after a send failed", sender.pk, room_id, exc_info=True)
 

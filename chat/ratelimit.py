@@ -1,4 +1,8 @@
-"""A sliding-window rate limit per user, shared by every process through Redis."""
+"""Sliding-window rate limits per user, shared by every process through Redis.
+
+Each kind of attempt counts in a named bucket with its own limit and window
+(BUCKETS): messages, and every other client event of /chat.
+"""
 
 from __future__ import annotations
 
@@ -12,6 +16,7 @@ from django.conf import settings
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
+from chat.errors import ChatError, ErrorCode
 from chatsite.redis import async_redis, key, sync_redis
 
 logger = logging.getLogger(__name__)
@@ -50,6 +55,39 @@ return answers
 
 
 @dataclass(frozen=True)
+class Bucket:
+    """A named window: at most `limit` attempts per user in `window_seconds`.
+    Both come from settings at each call (tests override them)."""
+
+    name: str
+    limit_setting: str
+    window_setting: str
+    # How a refusal names what was too fast ("You are sending too fast").
+    doing: str
+
+    @property
+    def limit(self) -> int:
+        return int(getattr(settings, self.limit_setting))
+
+    @property
+    def window_seconds(self) -> int:
+        return int(getattr(settings, self.window_setting))
+
+
+BUCKETS = {
+    bucket.name: bucket
+    for bucket in (
+        Bucket("messages", "CHAT_RATE_LIMIT_MESSAGES", "CHAT_RATE_LIMIT_WINDOW", "sending"),
+        Bucket("joins", "CHAT_RATE_LIMIT_JOINS", "CHAT_RATE_LIMIT_EVENT_WINDOW", "joining rooms"),
+        Bucket("leaves", "CHAT_RATE_LIMIT_LEAVES", "CHAT_RATE_LIMIT_EVENT_WINDOW", "leaving rooms"),
+        Bucket("typing", "CHAT_RATE_LIMIT_TYPING", "CHAT_RATE_LIMIT_EVENT_WINDOW", "sending typing indicators"),
+        Bucket("reads", "CHAT_RATE_LIMIT_READS", "CHAT_RATE_LIMIT_EVENT_WINDOW", "marking messages read"),
+        Bucket("presence", "CHAT_RATE_LIMIT_PRESENCE", "CHAT_RATE_LIMIT_EVENT_WINDOW", "changing your status"),
+    )
+}
+
+
+@dataclass(frozen=True)
 class RateDecision:
     allowed: bool
     retry_after_seconds: float
@@ -61,13 +99,19 @@ class RateDecision:
 
 
 def rate_limit_hit(*, user_id: int, bucket: str = "messages") -> RateDecision:
-    """Record one send by the user and say whether it is within the limit."""
+    """Record one attempt by the user and say whether it is within the bucket's limit."""
     entries = [_new_entry()]
     try:
         answers = sync_redis().eval(_SLIDING_WINDOW, 1, *_script_args([user_id], bucket, entries, None))
     except (RedisConnectionError, RedisTimeoutError):
         return _fail_open([user_id])[0]
     return _decisions(answers, entries)[0]
+
+
+async def rate_limit_hit_async(*, user_id: int, bucket: str) -> RateDecision:
+    """rate_limit_hit from the event loop (the socket events' limits)."""
+    (decision,) = await rate_limit_hit_many_async(user_ids=[user_id], bucket=bucket)
+    return decision
 
 
 async def rate_limit_hit_many_async(
@@ -103,9 +147,9 @@ def _new_entry() -> str:
 def _script_args(
     user_ids: Sequence[int], bucket: str, entries: list[str], watch: Sequence[str] | None
 ) -> list[str | int]:
+    limits = BUCKETS[bucket]
     keys = [key("rate", bucket, user_id) for user_id in user_ids]
-    window_ms = settings.CHAT_RATE_LIMIT_WINDOW * 1000
-    return [*keys, *(watch or ()), window_ms, settings.CHAT_RATE_LIMIT_MESSAGES, *entries]
+    return [*keys, *(watch or ()), limits.window_seconds * 1000, limits.limit, *entries]
 
 
 def _decisions(answers: list[list[int]], entries: list[str]) -> list[RateDecision]:
@@ -122,7 +166,15 @@ def _decisions(answers: list[list[int]], entries: list[str]) -> list[RateDecisio
 
 def _fail_open(user_ids: Sequence[int]) -> list[RateDecision]:
     # While Redis is unreachable (a restart takes seconds) the chat keeps
-    # accepting messages, which PostgreSQL stores durably; only the flood
-    # protection lapses, and the outage is in the log.
+    # accepting messages, which PostgreSQL stores durably, and events; only the
+    # flood protection lapses, and the outage is in the log.
     logger.warning("rate limit unavailable (Redis unreachable): admitting users %s", list(user_ids), exc_info=True)
     return [RateDecision(allowed=True, retry_after_seconds=0, watched_exists=True) for _ in user_ids]
+
+
+def too_fast(bucket: str, decision: RateDecision) -> ChatError:
+    """The refusal of an attempt over the bucket's limit."""
+    return ChatError(
+        ErrorCode.RATE_LIMITED,
+        f"You are {BUCKETS[bucket].doing} too fast: try again in {decision.retry_after_seconds:.1f} s",
+    )

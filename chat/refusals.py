@@ -16,6 +16,7 @@ from chat.errors import ChatError, ErrorCode
 BANNED_MESSAGE = "You are banned from this room"
 PRIVATE_MESSAGE = "This room is private"
 NOT_MEMBER_MESSAGE = "Join the room before sending to it"
+NOT_MEMBER_READ_MESSAGE = "Join the room before marking it read"
 NO_REPLY_MESSAGE = "replyTo does not name a message of this room"
 INACTIVE_MESSAGE = "This account is deactivated"
 CLIENT_ID_ELSEWHERE_MESSAGE = "clientId was already used for a message in another room"

@@ -166,7 +166,7 @@ def room_get_or_create_direct(*, user: User, other: User) -> tuple[Room, bool]:
     return room, True
 
 
-def room_join(*, user: User, room: Room, origin_sid: str | None = None) -> Membership:
+def room_join(*, user: User, room: Room) -> Membership:
     """Make the user a member (access was checked: public room, or already a member)."""
     membership = membership_of(user, room)
     if membership is not None:
@@ -174,7 +174,7 @@ def room_join(*, user: User, room: Room, origin_sid: str | None = None) -> Membe
     try:
         with transaction.atomic():
             membership = Membership.objects.create(user=user, room=room)
-            transaction.on_commit(lambda: broadcast.user_joined_room(user=user, room_id=room.pk, skip_sid=origin_sid))
+            transaction.on_commit(lambda: broadcast.user_joined_room(user=user, room_id=room.pk))
             transaction.on_commit(functools.partial(_co_membership_changed, user=user, room_id=room.pk, joined=True))
     except IntegrityError:
         # Two tabs joined at once; one membership is enough.
@@ -182,10 +182,10 @@ def room_join(*, user: User, room: Room, origin_sid: str | None = None) -> Membe
     return membership
 
 
-def room_leave(*, user: User, room: Room, origin_sid: str | None = None) -> None:
-    """Stop following a room's live events. Membership stays: leaving a socket
-    room is not quitting the room."""
-    broadcast.user_left_room(user=user, room_id=room.pk, skip_sid=origin_sid)
+def room_leave(*, user: User, room: Room) -> None:
+    """A socket of the user stopped following a room's live events (it was in
+    the room). Membership stays: leaving a socket room is not quitting the room."""
+    broadcast.user_left_room(user=user, room_id=room.pk)
 
 
 def room_update(
@@ -425,7 +425,7 @@ def messages_soft_delete(*, messages: list[Message]) -> int:
 # --- Read receipts ------------------------------------------------------------
 
 
-def receipt_mark_read(*, user: User, room: Room, message: Message, origin_sid: str | None = None) -> ReadReceipt:
+def receipt_mark_read(*, user: User, room: Room, message: Message) -> ReadReceipt:
     """Move the user's watermark forward to `message` (never backwards)."""
     with transaction.atomic():
         receipt, _ = ReadReceipt.objects.select_for_update().get_or_create(user=user, room=room)
@@ -433,9 +433,7 @@ def receipt_mark_read(*, user: User, room: Room, message: Message, origin_sid: s
             return receipt
         receipt.last_read_message = message
         receipt.save(update_fields=["last_read_message", "updated_at"])
-        transaction.on_commit(
-            lambda: broadcast.receipt_updated(user=user, room_id=room.pk, message_id=message.pk, skip_sid=origin_sid)
-        )
+        transaction.on_commit(lambda: broadcast.receipt_updated(user=user, room_id=room.pk, message_id=message.pk))
     return receipt
 
 

@@ -28,12 +28,13 @@ def typing_key(room_id: str, user_id: str) -> str:
     return key("typing", room_id, user_id)
 
 
-async def _announce(user: UserRef, room_id: str, is_typing: bool, skip_sid: str | None) -> None:
+async def _announce(user: UserRef, room_id: str, is_typing: bool) -> None:
+    """To the others in the room: none of the typist's own sockets, on any process."""
     data = {**user, "roomId": room_id, "isTyping": is_typing}
-    await broadcast.emit("chat:typing", data, to=broadcast.room_audience(room_id), skip_sid=skip_sid)
+    await broadcast.emit("chat:typing", data, to=broadcast.room_audience(room_id), skip_user=user["userId"])
 
 
-async def typing_started(*, user: UserRef, room_id: str, sid: str) -> None:
+async def typing_started(*, user: UserRef, room_id: str) -> None:
     timeout = settings.CHAT_TYPING_TIMEOUT_SECONDS
     token = uuid.uuid4().hex
     redis = async_redis()
@@ -44,7 +45,7 @@ async def typing_started(*, user: UserRef, room_id: str, sid: str) -> None:
         pipe.expire(typing_key(room_id, user["userId"]), timeout + 2)
         previous, _ = await pipe.execute()
     if previous is None:  # a refresh while already typing tells nobody anything new
-        await _announce(user, room_id, True, skip_sid=sid)
+        await _announce(user, room_id, True)
     task = asyncio.create_task(_expire_later(user=user, room_id=room_id, token=token, delay=timeout))
     _timers.add(task)
     task.add_done_callback(_timer_done)
@@ -56,10 +57,10 @@ def _timer_done(task: asyncio.Task[None]) -> None:
         logger.error("clearing a stale typing indicator failed", exc_info=task.exception())
 
 
-async def typing_stopped(*, user: UserRef, room_id: str, sid: str | None = None) -> None:
+async def typing_stopped(*, user: UserRef, room_id: str) -> None:
     """Clear the indicator if it is up (explicit stop, a send, a disconnect)."""
     if await async_redis().delete(typing_key(room_id, user["userId"])):
-        await _announce(user, room_id, False, skip_sid=sid)
+        await _announce(user, room_id, False)
 
 
 # Compare-and-delete, so a timer never clears an indicator a newer refresh set.
@@ -72,4 +73,4 @@ return 0
 async def _expire_later(*, user: UserRef, room_id: str, token: str, delay: float) -> None:
     await asyncio.sleep(delay)
     if await async_redis().eval(_DELETE_IF_TOKEN, 1, typing_key(room_id, user["userId"]), token):
-        await _announce(user, room_id, False, skip_sid=None)
+        await _announce(user, room_id, False)

@@ -1,6 +1,8 @@
 """How the product is served: one uvicorn process with the flags the README
 explains (per-message compression off to keep an idle WebSocket under 50 KB;
-no lifespan, which the Channels router does not speak).
+no lifespan, which the Channels router does not speak; no proxy headers: uvicorn
+would take X-Forwarded-For from any local peer, while the socket caps trust it
+only as CHAT_TRUSTED_PROXIES says).
 
 `python -m chatsite.serve` is what `make run` runs, on $HOST:$PORT; the tests'
 server processes and `make bench` build their commands here too.
@@ -14,7 +16,7 @@ from collections.abc import Sequence
 
 from chatsite.env import env_int, env_str
 
-SERVE_FLAGS = ("--ws-per-message-deflate", "false", "--lifespan", "off")
+SERVE_FLAGS = ("--ws-per-message-deflate", "false", "--lifespan", "off", "--no-proxy-headers")
 
 
 def uvicorn_command(

@@ -148,6 +148,29 @@ if PRESENCE_EXPIRY_SECONDS < 2 * PRESENCE_HEARTBEAT_SECONDS:
         "or a live process that misses one beat is declared dead"
     )
 
+# --- Issue 9 (sockets): every client event bounded ------------------------------
+# Per-user sliding windows shared by every process (chat/ratelimit.py), one per
+# event kind, all over CHAT_RATE_LIMIT_EVENT_WINDOW seconds. Sized for the page:
+# on (re)connect it joins every followed room at once, from every open tab.
+CHAT_RATE_LIMIT_EVENT_WINDOW = env_int("CHAT_RATE_LIMIT_EVENT_WINDOW", 10, minimum=1)
+CHAT_RATE_LIMIT_JOINS = env_int("CHAT_RATE_LIMIT_JOINS", 100, minimum=1)
+CHAT_RATE_LIMIT_LEAVES = env_int("CHAT_RATE_LIMIT_LEAVES", 100, minimum=1)
+CHAT_RATE_LIMIT_TYPING = env_int("CHAT_RATE_LIMIT_TYPING", 30, minimum=1)
+CHAT_RATE_LIMIT_READS = env_int("CHAT_RATE_LIMIT_READS", 60, minimum=1)
+CHAT_RATE_LIMIT_PRESENCE = env_int("CHAT_RATE_LIMIT_PRESENCE", 20, minimum=1)
+# Events of one socket whose handlers are still running: past this, an event is
+# answered `rate_limited` at once (a client may send thousands of frames at once).
+CHAT_MAX_EVENTS_IN_FLIGHT = env_int("CHAT_MAX_EVENTS_IN_FLIGHT", 100, minimum=1)
+# Open /chat sockets, counted over every process, per user and per client address.
+CHAT_MAX_SOCKETS_PER_USER = env_int("CHAT_MAX_SOCKETS_PER_USER", 20, minimum=1)
+CHAT_MAX_SOCKETS_PER_ADDRESS = env_int("CHAT_MAX_SOCKETS_PER_ADDRESS", 100, minimum=1)
+# A process's claim on its sockets in those counts lasts this long unless renewed
+# (every third of it): the sockets of a process that died stop counting after it.
+CHAT_SOCKET_LEASE_SECONDS = env_int("CHAT_SOCKET_LEASE_SECONDS", 30, minimum=3)
+# Reverse proxies in front of the server that append to X-Forwarded-For. 0: the
+# header is ignored and the client address is the TCP peer's.
+CHAT_TRUSTED_PROXIES = env_int("CHAT_TRUSTED_PROXIES", 0, minimum=0)
+
 # --- Auth ---------------------------------------------------------------------
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},

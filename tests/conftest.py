@@ -105,6 +105,16 @@ def server_env(**overrides: str) -> dict[str, str]:
         "SECRET_KEY": settings.SECRET_KEY,
         "ALLOWED_HOSTS": "127.0.0.1,localhost",
         "CHAT_RATE_LIMIT_MESSAGES": "100000",
+        # Tests send events far faster than a person (the fuzz: hundreds per
+        # event); the limits have their own tests, on servers of their own
+        # (tests/chat/sockets/test_limits.py).
+        "CHAT_RATE_LIMIT_JOINS": "100000",
+        "CHAT_RATE_LIMIT_LEAVES": "100000",
+        "CHAT_RATE_LIMIT_TYPING": "100000",
+        "CHAT_RATE_LIMIT_READS": "100000",
+        "CHAT_RATE_LIMIT_PRESENCE": "100000",
+        # Every test client connects from 127.0.0.1.
+        "CHAT_MAX_SOCKETS_PER_ADDRESS": "100000",
         "PYTHONUNBUFFERED": "1",
     }
     env.update(overrides)

@@ -29,6 +29,7 @@ from chat.schemas import (
     parse_typing,
     user_ref,
 )
+from chat.sockets import capacity
 from chat.sockets.auth import authenticate_socket
 from chat.sockets.server import CHAT_NAMESPACE, sio
 from presence import sockets as presence_sockets
@@ -88,6 +89,7 @@ async def _user(sid: str) -> User:
 async def connect(sid: str, environ: dict[str, Any], auth: Any = None) -> None:
     try:
         user = await database_sync_to_async(authenticate_socket)(environ, auth)
+        await capacity.sockets_admit(sid=sid, user_id=int(user.pk), address=capacity.client_address(environ))
     except ChatError as error:
         # socketio's own exception: the builtin one reaches the client as a
         # generic "Connection refused by server" instead of the contract's text.
@@ -95,13 +97,22 @@ async def connect(sid: str, environ: dict[str, Any], auth: Any = None) -> None:
     except Exception:
         logger.exception("/chat connect failed: sid=%s", sid)
         raise socketio.exceptions.ConnectionRefusedError("Something went wrong on our side") from None
-    await sio.save_session(sid, {"user": user, "typing_in": set()}, namespace=CHAT_NAMESPACE)
-    await sio.enter_room(sid, broadcast.user_audience(user.pk), namespace=CHAT_NAMESPACE)
+    try:
+        await sio.save_session(sid, {"user": user, "typing_in": set()}, namespace=CHAT_NAMESPACE)
+        await sio.enter_room(sid, broadcast.user_audience(user.pk), namespace=CHAT_NAMESPACE)
+    except BaseException:
+        # A refused connect never reaches `disconnect`.
+        await capacity.sockets_release(sid=sid)
+        raise
     await presence_sockets.socket_connected(sid=sid, user=user)
 
 
 @sio.on("disconnect", namespace=CHAT_NAMESPACE)
 async def disconnect(sid: str, *_reason: Any) -> None:
+    try:
+        await capacity.sockets_release(sid=sid)
+    except Exception:
+        logger.exception("releasing sid %s from the socket caps failed", sid)
     try:
         session = await sio.get_session(sid, namespace=CHAT_NAMESPACE)
     except KeyError:
@@ -111,7 +122,7 @@ async def disconnect(sid: str, *_reason: Any) -> None:
         return
     for room_id in list(session.get("typing_in", ())):
         try:
-            await typing_indicator.typing_stopped(user=user_ref(user), room_id=room_id, sid=sid)
+            await typing_indicator.typing_stopped(user=user_ref(user), room_id=room_id)
         except Exception:
             logger.exception("clearing typing of user %s in %s on disconnect failed", user.pk, room_id)
     try:
@@ -124,12 +135,17 @@ async def disconnect(sid: str, *_reason: Any) -> None:
 
 
 @database_sync_to_async
-def _join_with_history(user: User, room_id: str, since: int | None, sid: str) -> dict[str, Any]:
-    """The join's history. `hasMore`: newer messages than these remain (only
-    after `since`, past 500); `hasMoreBefore`: older ones exist (only without
-    `since`; page back with REST `before=`)."""
+def _join(user: User, room_id: str) -> None:
     room = access.access_room_for_join(user, room_id)
-    services.room_join(user=user, room=room, origin_sid=sid)
+    services.room_join(user=user, room=room)
+
+
+@database_sync_to_async
+def _history(user: User, room_id: str, since: int | None) -> dict[str, Any]:
+    """The join's history, after checking access again. `hasMore`: newer
+    messages than these remain (only after `since`, past 500); `hasMoreBefore`:
+    older ones exist (only without `since`; page back with REST `before=`)."""
+    room = access.access_room_for_join(user, room_id)
     if since is None:
         messages, older = selectors.message_list_for_room(room=room, limit=HISTORY_ON_JOIN)
         return {"roomId": room.pk, "messages": selectors.payloads(messages), "hasMore": False, "hasMoreBefore": older}
@@ -142,15 +158,18 @@ async def room_join(sid: str, payload: Any) -> Ack:
     request = parse_join(payload)
     user = await _user(sid)
     audience = broadcast.room_audience(request.room_id)
-    # Enter the socket room first, check access after. A ban or removal moves
-    # the user's sockets out only after its commit, so either that move finds
-    # this socket in the room or this check sees the committed ban: no window
-    # leaves a banned socket subscribed. Entering before the history read also
+    # Check, then enter: a refused join never has the socket in the room, not
+    # even for a moment (an outsider with many joins in flight would hear it).
+    await _join(user, request.room_id)
+    # Then check again, after entering. A ban or removal moves the user's
+    # sockets out only after its commit, so a ban committed between the first
+    # check and the enter is either met by that move or seen by this check,
+    # which takes the socket out again. Entering before the history read also
     # means a message committed meanwhile arrives twice (clients dedupe by id)
     # instead of never.
     await sio.enter_room(sid, audience, namespace=CHAT_NAMESPACE)
     try:
-        history = await _join_with_history(user, request.room_id, request.since, sid)
+        history = await _history(user, request.room_id, request.since)
     except BaseException:
         await sio.leave_room(sid, audience, namespace=CHAT_NAMESPACE)
         raise
@@ -159,18 +178,22 @@ async def room_join(sid: str, payload: Any) -> Ack:
 
 
 @database_sync_to_async
-def _leave(user: User, room_id: str, sid: str) -> str:
+def _leave(user: User, room_id: str, *, announce: bool) -> None:
     room = access.access_room(user, room_id)
-    services.room_leave(user=user, room=room, origin_sid=sid)
-    return room.pk
+    if announce:
+        services.room_leave(user=user, room=room)
 
 
 @chat_event("room:leave")
 async def room_leave(sid: str, payload: Any) -> Ack:
     room_id = parse_leave(payload)
     user = await _user(sid)
-    await sio.leave_room(sid, broadcast.room_audience(room_id), namespace=CHAT_NAMESPACE)
-    await _leave(user, room_id, sid)
+    audience = broadcast.room_audience(room_id)
+    # Only a socket that was in the room announces a departure: a leave from
+    # anyone else (never joined, or moved out by a ban) tells nobody anything.
+    was_in = audience in sio.rooms(sid, namespace=CHAT_NAMESPACE)
+    await sio.leave_room(sid, audience, namespace=CHAT_NAMESPACE)
+    await _leave(user, room_id, announce=was_in)
     return {}
 
 
@@ -207,23 +230,23 @@ async def chat_typing(sid: str, payload: Any) -> Ack:
     if request.is_typing:
         await _check_can_type(user, request.room_id)
         session["typing_in"].add(request.room_id)
-        await typing_indicator.typing_started(user=user_ref(user), room_id=request.room_id, sid=sid)
+        await typing_indicator.typing_started(user=user_ref(user), room_id=request.room_id)
     else:
         session["typing_in"].discard(request.room_id)
-        await typing_indicator.typing_stopped(user=user_ref(user), room_id=request.room_id, sid=sid)
+        await typing_indicator.typing_stopped(user=user_ref(user), room_id=request.room_id)
     return {}
 
 
 @database_sync_to_async
-def _read(user: User, room_id: str, message_id: int, sid: str) -> None:
-    room = access.access_room(user, room_id)
+def _read(user: User, room_id: str, message_id: int) -> None:
+    room = access.access_room_for_read(user, room_id)
     message = access.access_message(user, room, message_id)
-    services.receipt_mark_read(user=user, room=room, message=message, origin_sid=sid)
+    services.receipt_mark_read(user=user, room=room, message=message)
 
 
 @chat_event("chat:read")
 async def chat_read(sid: str, payload: Any) -> Ack:
     request = parse_read(payload)
     user = await _user(sid)
-    await _read(user, request.room_id, request.message_id, sid)
+    await _read(user, request.room_id, request.message_id)
     return {}

@@ -61,6 +61,19 @@ OUTBOX_BATCH = 50
 _BATCH = "batch"
 
 
+# A `skip_sid` entry with this prefix names an audience rather than a socket:
+# every process skips its own sockets in that audience (see _InlineFanOut.emit).
+# It crosses the bus inside the emit's skip_sid list, as python-socketio
+# publishes it. Socket ids never contain a colon.
+_SKIP_AUDIENCE = "audience:"
+
+
+def skip_audience(audience: str) -> str:
+    """A `skip_sid` entry that skips every socket in `audience` (e.g. every
+    socket of a user: "others in the room"), on every process."""
+    return f"{_SKIP_AUDIENCE}{audience}"
+
+
 def _unbatched(data: Any) -> list[dict[str, Any]]:
     """The messages of one bus message: a batch's, or the one it is."""
     if not isinstance(data, dict):
@@ -115,7 +128,7 @@ class _InlineFanOut(AsyncManager):
             await super().emit(event, data, namespace, room=room, skip_sid=skip_sid, callback=callback, **kwargs)
             return
         args = list(data) if isinstance(data, tuple) else [] if data is None else [data]
-        skip = set(skip_sid) if isinstance(skip_sid, list) else {skip_sid}
+        skip = self._skipped(namespace, skip_sid)
         encoded = self.server.packet_class(sio_packet.EVENT, namespace=namespace, data=[event, *args]).encode()
         parts = encoded if isinstance(encoded, list) else [encoded]
         eio_packets = [eio_packet.Packet(eio_packet.MESSAGE, part) for part in parts]
@@ -136,6 +149,19 @@ class _InlineFanOut(AsyncManager):
             task = asyncio.get_running_loop().create_task(self._send_to_overdue(overdue, eio_packets))
             self._closing.add(task)
             task.add_done_callback(self._closing.discard)
+
+    def _skipped(self, namespace: str, skip_sid: str | list[str] | None) -> set[str | None]:
+        """The sids to skip: those named, and this process's sockets in each
+        audience named with skip_audience()."""
+        named = skip_sid if isinstance(skip_sid, list) else [skip_sid]
+        skip: set[str | None] = set()
+        for entry in named:
+            if isinstance(entry, str) and entry.startswith(_SKIP_AUDIENCE):
+                audience = entry.removeprefix(_SKIP_AUDIENCE)
+                skip.update(sid for sid, _eio_sid in self.get_participants(namespace, audience))
+            else:
+                skip.add(entry)
+        return skip
 
     async def _send_to_overdue(self, eio_sids: list[str], eio_packets: list[eio_packet.Packet]) -> None:
         """engine.io's own send, which finds the client gone and closes the socket."""

@@ -39,12 +39,23 @@ def test_the_window_slides(user_id):
     assert not ratelimit.rate_limit_hit(user_id=user_id).allowed
 
 
-@override_settings(CHAT_RATE_LIMIT_MESSAGES=1, CHAT_RATE_LIMIT_WINDOW=10)
+@override_settings(CHAT_RATE_LIMIT_MESSAGES=1, CHAT_RATE_LIMIT_WINDOW=10, CHAT_RATE_LIMIT_JOINS=2)
 def test_users_and_buckets_are_counted_apart(user_id):
     assert ratelimit.rate_limit_hit(user_id=user_id).allowed
     assert ratelimit.rate_limit_hit(user_id=user_id + 1).allowed
-    assert ratelimit.rate_limit_hit(user_id=user_id, bucket="other").allowed
+    assert ratelimit.rate_limit_hit(user_id=user_id, bucket="joins").allowed
     assert not ratelimit.rate_limit_hit(user_id=user_id).allowed
+    # each bucket has its own limit
+    assert ratelimit.rate_limit_hit(user_id=user_id, bucket="joins").allowed
+    assert not ratelimit.rate_limit_hit(user_id=user_id, bucket="joins").allowed
+
+
+@override_settings(CHAT_RATE_LIMIT_TYPING=2, CHAT_RATE_LIMIT_EVENT_WINDOW=1)
+async def test_an_event_bucket_has_its_own_window(user_id):
+    assert (await ratelimit.rate_limit_hit_async(user_id=user_id, bucket="typing")).allowed
+    assert (await ratelimit.rate_limit_hit_async(user_id=user_id, bucket="typing")).allowed
+    refused = await ratelimit.rate_limit_hit_async(user_id=user_id, bucket="typing")
+    assert not refused.allowed and 0 < refused.retry_after_seconds <= 1
 
 
 @override_settings(CHAT_RATE_LIMIT_MESSAGES=1, CHAT_RATE_LIMIT_WINDOW=10)

@@ -16,6 +16,7 @@ class Sent:
     event: str
     data: Any
     to: str
+    skip_user: Any = None  # "others in the room": none of this user's sockets
 
 
 @dataclass
@@ -35,8 +36,10 @@ def broadcasts(monkeypatch: pytest.MonkeyPatch) -> BroadcastRecorder:
     a `db` test runs only inside `django_capture_on_commit_callbacks(execute=True)`."""
     recorder = BroadcastRecorder()
 
-    def emit(event: str, data: Any, *, to: str, skip_sid: str | None = None) -> None:
-        recorder.sent.append(Sent(event, data, to))
+    def emit(
+        event: str, data: Any, *, to: str, skip_sid: str | None = None, skip_user: int | str | None = None
+    ) -> None:
+        recorder.sent.append(Sent(event, data, to, skip_user))
 
     def removed(*, user: Any, room_id: str, banned: bool) -> None:
         event = "room:banned" if banned else "room:removed"

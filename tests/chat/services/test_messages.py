@@ -231,6 +231,7 @@ def test_the_read_watermark_moves_forward_never_back(room, alice, broadcasts, dj
     receipt = ReadReceipt.objects.get(user=reader, room=room)
     assert receipt.last_read_message_id == second.pk
     assert [s.data["messageId"] for s in broadcasts.of("chat:read")] == [str(second.pk)]
+    assert broadcasts.of("chat:read")[0].skip_user == reader.pk  # to the others in the room
 
     services.receipt_mark_read(user=reader, room=room, message=third)
     receipt.refresh_from_db()

@@ -104,4 +104,5 @@ def test_room_join_is_idempotent_and_announced_once(broadcasts, django_capture_o
         second = services.room_join(user=user, room=room)
     assert first.pk == second.pk
     assert Membership.objects.filter(room=room, user=user).count() == 1
-    assert len(broadcasts.of("room:user-joined")) == 1
+    [joined] = broadcasts.of("room:user-joined")
+    assert joined.skip_user == user.pk  # to the others in the room

@@ -168,6 +168,28 @@ async def test_leave_stops_the_rooms_events_and_tells_the_others(connect, transp
     assert await is_member(alice, room)
 
 
+async def test_only_a_socket_that_was_in_the_room_announces_a_departure(connect):
+    # given bob following a public room, alice a member who never joined it on
+    # this socket, and carol who is not a member at all
+    alice, bob, carol = await make_users(3)
+    room = await make_room(members=[alice, bob])
+    b = await connect(bob)
+    await joined(b, room)
+    a, c = await connect(alice), await connect(carol)
+
+    # when they leave it, then the room hears nothing
+    assert await a.call("room:leave", room.pk) == {"status": "ok"}
+    assert await c.call("room:leave", room.pk) == {"status": "ok"}
+    await b.assert_no("room:user-left", wait=0.3)
+
+    # and a socket that joined announces its leave once, however often it leaves
+    await joined(a, room)
+    for _ in range(3):
+        assert await a.call("room:leave", room.pk) == {"status": "ok"}
+    await b.wait_for("room:user-left")
+    await b.assert_no("room:user-left", lambda _: len(b.events["room:user-left"]) > 1, wait=0.3)
+
+
 async def test_leave_of_an_unknown_room_is_not_found(connect):
     (alice,) = await make_users(1)
     ack = await (await connect(alice)).call("room:leave", room_id("nowhere"))

@@ -8,6 +8,7 @@ import time
 import pytest
 
 from tests.chat.sockets.conftest import TRANSPORTS, joined, make_room, make_users
+from tests.conftest import token_for
 
 
 async def _pair(connect, transport="websocket"):
@@ -130,3 +131,69 @@ async def test_read_reaches_every_socket_in_the_room_but_the_readers_own(connect
     await a.wait_for("chat:read")
     await a2.wait_for("chat:read")
     await b.assert_no("chat:read", wait=0.1)
+
+
+async def _two_tabs_and_bob(alice_at, bob_at, clients):
+    alice, bob = await make_users(2)
+    room = await make_room(members=[alice, bob])
+    a1 = await clients().connect(alice_at.url, token=token_for(alice))
+    a2 = await clients().connect(bob_at.url, token=token_for(alice))
+    b = await clients().connect(bob_at.url, token=token_for(bob))
+    for client in (a1, a2, b):
+        await joined(client, room)
+    return alice, bob, room, a1, a2, b
+
+
+async def _typing_reaches_none_of_the_typists_tabs(alice_at, bob_at, clients):
+    # given alice with two tabs and bob, in a room
+    alice, _bob, room, a1, a2, b = await _two_tabs_and_bob(alice_at, bob_at, clients)
+    # when alice types in one tab and goes quiet, so the server clears it after 5 s
+    await a1.call("chat:typing", {"roomId": room.pk, "isTyping": True})
+    assert await b.wait_for("chat:typing") == typing(alice, room, True)
+    assert await b.wait_for("chat:typing", lambda e: not e["isTyping"], timeout=8) == typing(alice, room, False)
+    # then neither of her tabs heard her typing, nor its expiry
+    await a1.assert_no("chat:typing", wait=0.2)
+    await a2.assert_no("chat:typing", wait=0)
+
+
+async def test_typing_and_its_expiry_reach_none_of_the_typists_own_tabs(server, clients):
+    await _typing_reaches_none_of_the_typists_tabs(server, server, clients)
+
+
+@pytest.mark.redis
+async def test_typing_reaches_none_of_the_typists_tabs_on_any_process(server_factory, clients):
+    await _typing_reaches_none_of_the_typists_tabs(server_factory("typing-a"), server_factory("typing-b"), clients)
+
+
+async def _read_reaches_none_of_the_readers_tabs(alice_at, bob_at, clients):
+    # given alice with two tabs and bob, in a room, and a message of bob's
+    alice, _bob, room, a1, a2, b = await _two_tabs_and_bob(alice_at, bob_at, clients)
+    ack = await b.call("chat:message", {"roomId": room.pk, "text": "read me"})
+    # when alice reads it in one tab
+    assert await a1.call("chat:read", {"roomId": room.pk, "messageId": ack["messageId"]}) == {"status": "ok"}
+    # then bob hears of it, and neither of her tabs does
+    assert await b.wait_for("chat:read") == {"userId": str(alice.pk), "messageId": ack["messageId"], "roomId": room.pk}
+    await a1.assert_no("chat:read", wait=0.3)
+    await a2.assert_no("chat:read", wait=0)
+
+
+async def test_a_read_receipt_reaches_none_of_the_readers_own_tabs(server, clients):
+    await _read_reaches_none_of_the_readers_tabs(server, server, clients)
+
+
+@pytest.mark.redis
+async def test_a_read_receipt_reaches_none_of_the_readers_tabs_on_any_process(server_factory, clients):
+    await _read_reaches_none_of_the_readers_tabs(server_factory("read-a"), server_factory("read-b"), clients)
+
+
+async def test_read_needs_membership(connect):
+    # given a public room of alice and bob, and carol who never joined it
+    _alice, _bob, room, a, b = await _pair(connect)
+    (carol,) = await make_users(1)
+    ack = await a.call("chat:message", {"roomId": room.pk, "text": "x"})
+    c = await connect(carol)
+    # when carol marks it read, she is refused, and nobody hears a receipt
+    refused = await c.call("chat:read", {"roomId": room.pk, "messageId": ack["messageId"]})
+    assert refused["status"] == "error" and refused["code"] == "forbidden"
+    await b.assert_no("chat:read", wait=0.3)
+    await a.assert_no("chat:read", wait=0)
