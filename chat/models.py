@@ -123,6 +123,11 @@ class ReadReceipt(models.Model):
 
     class Meta:
         constraints = [models.UniqueConstraint(fields=["user", "room"], name="receipt_unique_user_room")]
+        # "Who in this room has read up to message X": readCount and the first
+        # readers of a page of messages (selectors.read_by_for) are range scans
+        # of this index, index-only on PostgreSQL, never a scan of the room's
+        # receipts row by row.
+        indexes = [models.Index(fields=["room", "last_read_message", "user"], name="receipt_room_read_user")]
 
     def __str__(self) -> str:
         return f"{self.user} read {self.room_id} up to {self.last_read_message_id}"

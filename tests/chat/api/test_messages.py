@@ -141,9 +141,11 @@ def test_message_objects_carry_the_protocol_fields_and_read_by(thread, api_as):
         "editedAt": None,
         "deletedAt": None,
         "readBy": [str(bob.pk)],
+        "readCount": 1,
     }
     [third] = api_as(alice).get(url("thread"), {"after": messages[1].pk, "limit": 1}).json()["messages"]
     assert third["readBy"] == [str(alice.pk), str(bob.pk)]  # alice wrote it, bob's watermark covers it
+    assert third["readCount"] == 2
 
 
 @pytest.mark.parametrize(
