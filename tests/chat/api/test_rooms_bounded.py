@@ -163,6 +163,9 @@ def test_bad_input_costs_no_creation_quota(api_as, two_rooms_an_hour):
         assert (
             client.post("/api/rooms/", {"name": f"Room {n}", "visibility": "public"}, format="json").status_code == 201
         )
+    # the quota counted the two rooms, and only them
+    answer = client.post("/api/rooms/", {"name": "Room 3", "visibility": "public"}, format="json")
+    assert_error(answer, 429, "rate_limited")
 
 
 def test_only_new_direct_rooms_count_against_the_rate(api_as, two_rooms_an_hour):
