@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import functools
+import operator
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, TypedDict
 
 from django.contrib.auth.models import User
 from django.db import connection
-from django.db.models import Count, Exists, IntegerField, OuterRef, QuerySet, Subquery, Value
+from django.db.models import Count, Exists, IntegerField, OuterRef, Q, QuerySet, Subquery, Value
 from django.db.models.functions import Coalesce
 
 from chat.models import Membership, Message, ReadReceipt, Room, RoomBan
@@ -143,57 +145,114 @@ class ReadState:
     count: int
 
 
-# For each message: how many users other than the author have a watermark at or
-# past it, and the lowest READ_BY_MAX - 1 of their ids. One statement for the
-# whole page; per message, both subqueries are range scans of the
-# receipt_room_read_user index (room, last_read_message, user), index-only on
-# PostgreSQL, and the second returns at most READ_BY_MAX - 1 rows. The ids come
-# back as one comma-separated string per message (sorted in Python).
-_READERS_SQL = """
-SELECT m.id,
-  (SELECT COUNT(*) FROM {receipt} r
-    WHERE r.room_id = m.room_id AND r.last_read_message_id >= m.id AND r.user_id <> m.author_id),
-  (SELECT {aggregate} FROM (
-     SELECT r.user_id FROM {receipt} r
-      WHERE r.room_id = m.room_id AND r.last_read_message_id >= m.id AND r.user_id <> m.author_id
-      ORDER BY r.user_id LIMIT {limit}) u)
-FROM {message} m WHERE m.id IN ({ids})
-"""
-_ID_LIST_AGGREGATE = {
-    "postgresql": "string_agg(CAST(u.user_id AS text), ',')",
-    "sqlite": "group_concat(u.user_id, ',')",
-}
+# Compound SELECTs per statement: SQLite refuses more than 500 terms.
+_BRANCHES_PER_STATEMENT = 250
 
 
-def readers_statement(message_ids: list[int]) -> tuple[str, list[int]]:
-    """The SQL of read_by_for and its parameters (tests EXPLAIN it)."""
-    sql = _READERS_SQL.format(
-        receipt=ReadReceipt._meta.db_table,
-        message=Message._meta.db_table,
-        aggregate=_ID_LIST_AGGREGATE[connection.vendor],
-        limit=READ_BY_MAX - 1,
-        ids=", ".join(["%s"] * len(message_ids)),
+def union_all_statement(branch: str, params: list[list[Any]]) -> tuple[str, list[Any]]:
+    """`branch` once per parameter list, UNION ALL-ed into one statement."""
+    # Only our own SQL and numbers are interpolated; every value is a parameter.
+    sql = " UNION ALL ".join(f"SELECT * FROM ({branch}) AS b{i}" for i in range(len(params)))  # noqa: S608
+    return sql, [value for values in params for value in values]
+
+
+def _union_all(branch: str, params: list[list[Any]]) -> list[tuple[Any, ...]]:
+    """Rows of union_all_statement, in as few statements as SQLite allows (one
+    for any page the API serves but a 500-message history)."""
+    rows: list[tuple[Any, ...]] = []
+    with connection.cursor() as cursor:
+        for start in range(0, len(params), _BRANCHES_PER_STATEMENT):
+            cursor.execute(*union_all_statement(branch, params[start : start + _BRANCHES_PER_STATEMENT]))
+            rows += cursor.fetchall()
+    return rows
+
+
+def watermark_buckets_branch() -> str:
+    """Per room (params: last, last, room, first): how many watermarks lie at or
+    past the page's first message, grouped by watermark, those past its last
+    message in one group. One range of the receipt_room_read_user index, at
+    most one row per message of the page (plus one), whatever the readers."""
+    return (
+        "SELECT r.room_id, CASE WHEN r.last_read_message_id > %s THEN %s ELSE r.last_read_message_id END, COUNT(*)"  # noqa: S608
+        f" FROM {ReadReceipt._meta.db_table} r WHERE r.room_id = %s AND r.last_read_message_id >= %s GROUP BY 1, 2"
     )
-    return sql, message_ids
+
+
+def first_readers_branch() -> str:
+    """Per message (params: message, room, message, author): the lowest user
+    ids among its readers, the author excluded. The values are bound
+    client-side, so PostgreSQL plans each branch with the watermarks'
+    statistics: a message few have read is a short range of
+    receipt_room_read_user (then sorted), a message most have read a short
+    walk of receipt_room_user_read in user order that stops at the limit."""
+    return (
+        f"SELECT %s, r.user_id FROM {ReadReceipt._meta.db_table} r"  # noqa: S608
+        " WHERE r.room_id = %s AND r.last_read_message_id >= %s AND r.user_id <> %s"
+        f" ORDER BY r.user_id LIMIT {READ_BY_MAX - 1}"
+    )
 
 
 def read_by_for(messages: Iterable[Message]) -> dict[int, ReadState]:
-    """Who has read each message, from the rooms' read watermarks: one query,
-    whatever the number of readers. The author has read their own message and
-    comes first; the other readers follow by ascending user id, so the list
-    only grows while people read (watermarks never move back) and is the same
-    on every request."""
+    """Who has read each message, from the rooms' read watermarks, in at most
+    three queries whatever the number of readers (two when nobody but the
+    authors has read any; more only past 250 rooms or stand-ins, see
+    _BRANCHES_PER_STATEMENT).
+
+    The author has read their own message and comes first; the other readers
+    follow by ascending user id, so the list only grows while people read
+    (watermarks never move back) and is the same on every request. The count
+    is of every watermark at or past the message, the author counted once.
+
+    Work per page: one index range over the watermarks at or past the page's
+    first message, grouped (at most one row per message); the authors' own
+    watermarks; and at most READ_BY_MAX - 1 ids per distinct set of readers
+    (watermarks are nested, so messages with as many readers have the same
+    ones: a page everyone has read asks once per author).
+    """
     messages = list(messages)
     if not messages:
         return {}
-    with connection.cursor() as cursor:
-        cursor.execute(*readers_statement([m.pk for m in messages]))
-        readers = {pk: (count, ids) for pk, count, ids in cursor.fetchall()}
+    spans: dict[str, tuple[int, int]] = {}
+    for m in messages:
+        first, last = spans.get(m.room_id, (m.pk, m.pk))
+        spans[m.room_id] = (min(first, m.pk), max(last, m.pk))
+    buckets: dict[str, list[tuple[int, int]]] = {room_id: [] for room_id in spans}
+    for room_id, upto, n in _union_all(
+        watermark_buckets_branch(), [[last, last, r, first] for r, (first, last) in spans.items()]
+    ):
+        buckets[room_id].append((upto, n))
+    pairs = {(m.room_id, m.author_id) for m in messages}
+    own = {
+        (room_id, user_id): upto
+        for room_id, user_id, upto in ReadReceipt.objects.filter(
+            functools.reduce(operator.or_, (Q(room_id=r, user_id=u) for r, u in pairs))
+        ).values_list("room_id", "user_id", "last_read_message_id")
+    }
+
+    others: dict[int, int] = {}
+    for m in messages:
+        at_or_past = sum(n for upto, n in buckets[m.room_id] if upto >= m.pk)
+        author_mark = own.get((m.room_id, m.author_id))
+        others[m.pk] = at_or_past - (1 if author_mark is not None and author_mark >= m.pk else 0)
+
+    # One message stands for every message with the same readers.
+    stand_in: dict[tuple[str, int, int], Message] = {}
+    for m in messages:
+        if others[m.pk]:
+            stand_in.setdefault((m.room_id, others[m.pk], m.author_id), m)
+    firsts: dict[int, list[int]] = {m.pk: [] for m in stand_in.values()}
+    if stand_in:
+        for pk, user_id in _union_all(
+            first_readers_branch(), [[m.pk, m.room_id, m.pk, m.author_id] for m in stand_in.values()]
+        ):
+            firsts[pk].append(user_id)
+
     states = {}
     for m in messages:
-        count, ids = readers.get(m.pk, (0, None))
-        others = sorted(int(i) for i in ids.split(",")) if ids else []
-        states[m.pk] = ReadState([str(m.author_id)] + [str(i) for i in others], 1 + count)
+        ids: list[int] = []
+        if others[m.pk]:
+            ids = sorted(firsts[stand_in[(m.room_id, others[m.pk], m.author_id)].pk])
+        states[m.pk] = ReadState([str(m.author_id)] + [str(i) for i in ids], 1 + others[m.pk])
     return states
 
 
