@@ -137,8 +137,8 @@ def messages_created(payloads: list[MessagePayload]) -> asyncio.Future[list[None
     return asyncio.gather(*(emit("chat:message", p, to=room_audience(p["roomId"])) for p in payloads))
 
 
-def message_updated(message: Message, read_by: list[str]) -> None:
-    payload = message_payload(message, read_by)
+def message_updated(message: Message, read_by: list[str], *, read_count: int) -> None:
+    payload = message_payload(message, read_by, read_count=read_count)
     _emit_from_sync("chat:message-updated", payload, to=room_audience(message.room_id))
 
 

@@ -22,9 +22,16 @@ HISTORY_ON_JOIN = 50
 HISTORY_SINCE_MAX = 500
 PAGE_DEFAULT = 50
 PAGE_MAX = 200
+# `readBy` lists at most this many readers (the author first, then the lowest
+# user ids); `readCount` says how many there are in all (protocol.md, Additions).
+READ_BY_MAX = 20
+# `GET /api/rooms/` answers at most this many rooms per request (`?limit=`),
+# and a `Link: <...>; rel="next"` header when more remain.
+ROOMS_PAGE_DEFAULT = 100
+ROOMS_PAGE_MAX = 200
 MAX_ID_DIGITS = 18  # ids are bigints: anything longer cannot exist
 
-_ROOM_ID = re.compile(ROOM_ID_PATTERN)
+ROOM_ID = re.compile(ROOM_ID_PATTERN)
 
 # The author of a message whose account was deleted: the message stays, with
 # `userId: ""` (still a string, and no user has it) and this name.
@@ -54,6 +61,7 @@ class MessagePayload(TypedDict):
     editedAt: str | None
     deletedAt: str | None
     readBy: list[str]
+    readCount: int
 
 
 class UserRef(TypedDict):
@@ -99,7 +107,7 @@ def clean_text(value: Any, *, required: bool = True) -> str:
 
 
 def parse_room_id(value: Any, field: str = "roomId") -> str:
-    if not isinstance(value, str) or not _ROOM_ID.match(value):
+    if not isinstance(value, str) or not ROOM_ID.match(value):
         raise _invalid(f"{field} must be a room id string")
     return value
 
@@ -214,9 +222,13 @@ def _author_name(message: Message) -> str:
     return DELETED_USER_NAME if message.author_id is None or message.author is None else message.author.username
 
 
-def message_payload(message: Message, read_by: list[str]) -> MessagePayload:
+def message_payload(message: Message, read_by: list[str], *, read_count: int | None = None) -> MessagePayload:
     """The message object of protocol.md. `message.author` (and `reply_to.author`
-    when replying) should be select_related by the caller."""
+    when replying) should be select_related by the caller.
+
+    `read_by`: at most READ_BY_MAX reader ids, the author first; `read_count`:
+    how many readers in all, by default len(read_by), which is right when
+    `read_by` is complete (a new message: read by its author only)."""
     deleted = message.deleted_at is not None
     reply = message.reply_to if message.reply_to_id is not None else None
     return {
@@ -241,6 +253,7 @@ def message_payload(message: Message, read_by: list[str]) -> MessagePayload:
         "editedAt": iso(message.edited_at),
         "deletedAt": iso(message.deleted_at),
         "readBy": read_by,
+        "readCount": len(read_by) if read_count is None else read_count,
     }
 
 

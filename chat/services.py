@@ -396,8 +396,8 @@ def message_edit(*, editor: User, message: Message, text: str) -> Message:
         message.text = text
         message.edited_at = timezone.now()
         message.save(update_fields=["text", "edited_at"])
-        read_by = read_by_for([message])[message.pk]
-        transaction.on_commit(lambda: broadcast.message_updated(message, read_by))
+        read = read_by_for([message])[message.pk]
+        transaction.on_commit(lambda: broadcast.message_updated(message, read.ids, read_count=read.count))
     return message
 
 

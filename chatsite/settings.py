@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from datetime import timedelta
 from pathlib import Path
 
@@ -171,6 +172,31 @@ CHAT_SOCKET_LEASE_SECONDS = env_int("CHAT_SOCKET_LEASE_SECONDS", 30, minimum=3)
 # header is ignored and the client address is the TCP peer's.
 CHAT_TRUSTED_PROXIES = env_int("CHAT_TRUSTED_PROXIES", 0, minimum=0)
 
+# --- Bounded work per request (issue 9, point 4) -----------------------------
+# Django's cache holds DRF's throttle counters, so with REDIS_URL it lives in
+# Redis (under CHAT_REDIS_PREFIX) and every process counts the same requests;
+# without, it is the process's memory, like the rest of the embedded defaults.
+if REDIS_URL:
+    CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": REDIS_URL,
+            "KEY_PREFIX": CHAT_REDIS_PREFIX,
+            "OPTIONS": {"socket_connect_timeout": 2, "socket_timeout": 2},
+        }
+    }
+else:
+    CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
+# Rooms (POST /api/rooms/, and new 1:1 rooms) one user may create: "<n>/<second|minute|hour|day>".
+CHAT_ROOM_CREATE_RATE = env_str("CHAT_ROOM_CREATE_RATE", "30/hour")
+if not re.fullmatch(r"[1-9][0-9]*/(s|sec|second|m|min|minute|h|hour|d|day)", CHAT_ROOM_CREATE_RATE):
+    raise ConfigError(f"CHAT_ROOM_CREATE_RATE must look like 30/hour, not {CHAT_ROOM_CREATE_RATE!r}")
+# Pages and caps are told in headers (the bodies keep protocol.md's lists), so
+# clients on other origins must be allowed to read them.
+CORS_EXPOSE_HEADERS = ["Link", "Retry-After", "X-Presence-Truncated"]
+# presence:list and GET /api/presence/ list at most this many co-members.
+PRESENCE_LIST_MAX = env_int("PRESENCE_LIST_MAX", 200, minimum=1)
+
 # --- Auth ---------------------------------------------------------------------
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
@@ -191,6 +217,7 @@ REST_FRAMEWORK = {
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "EXCEPTION_HANDLER": "chat.api.errors.exception_handler",
     "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",
+    "DEFAULT_THROTTLE_RATES": {"room_create": CHAT_ROOM_CREATE_RATE},
 }
 SIMPLE_JWT = {
     "ACCESS_TOKEN_LIFETIME": timedelta(minutes=env_int("JWT_ACCESS_MINUTES", 30, minimum=1)),

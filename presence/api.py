@@ -23,18 +23,36 @@ _PresenceRows = inline_serializer(
 )
 
 
+TRUNCATED_HEADER = "X-Presence-Truncated"
+
+
 class PresenceListView(APIView):
     """The online users who share a room with the caller, with status and last
-    seen; `?include=offline` lists the offline co-members too."""
+    seen; `?include=offline` lists the offline co-members too, after the
+    online ones, the most recently seen first. At most PRESENCE_LIST_MAX rows;
+    when more matched, the answer says so in a header (the body stays a list)."""
 
     @extend_schema(
         responses=_PresenceRows,
-        parameters=[OpenApiParameter("include", str, enum=["offline"], description="`offline`: list them too")],
+        parameters=[
+            OpenApiParameter("include", str, enum=["offline"], description="`offline`: list them too"),
+            OpenApiParameter(
+                TRUNCATED_HEADER,
+                str,
+                OpenApiParameter.HEADER,
+                response=[200],
+                enum=["true"],
+                description="present when more co-members matched than the list holds (PRESENCE_LIST_MAX)",
+            ),
+        ],
     )
     def get(self, request: Request) -> Response:
         include_offline = request.query_params.get("include") == "offline"
-        rows = selectors.presence_list_for_user(user=request.user, include_offline=include_offline)  # type: ignore[arg-type]
-        return Response(rows)
+        listed = selectors.presence_list_for_user(user=request.user, include_offline=include_offline)  # type: ignore[arg-type]
+        response = Response(listed.rows)
+        if listed.truncated:
+            response[TRUNCATED_HEADER] = "true"
+        return response
 
 
 class PresenceMetricsView(APIView):

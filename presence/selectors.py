@@ -8,7 +8,10 @@ runs a fixed number of queries and Redis commands, whatever the room sizes.
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 from channels.db import database_sync_to_async
+from django.conf import settings
 from django.contrib.auth.models import User
 from django.db.models import Q, QuerySet
 
@@ -83,9 +86,16 @@ async def user_status(*, user_id: int | str) -> str:
     return (await registry.statuses([str(user_id)])).get(str(user_id), OFFLINE)
 
 
-def presence_list_for_user(*, user: User, include_offline: bool = False) -> list[PresenceRow]:
+class PresenceList(NamedTuple):
+    rows: list[PresenceRow]
+    truncated: bool  # more co-members matched than PRESENCE_LIST_MAX
+
+
+def presence_list_for_user(*, user: User, include_offline: bool = False) -> PresenceList:
     """Co-members with status and last seen (`GET /api/presence/`): the online
-    (and away) ones, as protocol.md says; every co-member with `include_offline`.
+    (and away) ones by username, as protocol.md says; with `include_offline`,
+    the offline ones after them, the most recently seen first. At most
+    PRESENCE_LIST_MAX rows, the online ones before any offline one.
     One query, one Redis command."""
     metrics.count(metrics.SQL_QUERIES)
     rows = list(_co_members(user.pk).values_list("pk", "username", "last_seen__at"))
@@ -94,4 +104,11 @@ def presence_list_for_user(*, user: User, include_offline: bool = False) -> list
         {"userId": str(pk), "username": name, "status": statuses.get(str(pk), OFFLINE), "lastSeen": iso(at)}
         for pk, name, at in rows
     ]
-    return listed if include_offline else [row for row in listed if row["status"] != OFFLINE]
+    online = [row for row in listed if row["status"] != OFFLINE]
+    if include_offline:
+        offline = [row for row in listed if row["status"] == OFFLINE]
+        # ISO times in UTC sort as text; never seen leaving (None) last.
+        offline.sort(key=lambda row: row["lastSeen"] or "", reverse=True)
+        online += offline
+    cap = settings.PRESENCE_LIST_MAX
+    return PresenceList(online[:cap], len(online) > cap)

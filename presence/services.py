@@ -175,7 +175,9 @@ async def _reconcile() -> None:
 
 async def presence_connect(*, sid: str, user: UserRef) -> list[PresenceEntry]:
     """Register a tab of `user` on this process; announce the user if they were
-    offline. Returns the online co-members, for `presence:list`.
+    offline. Returns the online co-members for `presence:list`: the first
+    PRESENCE_LIST_MAX by username, so the list stays bounded in a huge room
+    (every online co-member is still told that this user came online).
 
     The caller has put the socket in its `user:<id>` audience first: a co-member
     who registers concurrently either is in our list or sees us online and
@@ -184,7 +186,7 @@ async def presence_connect(*, sid: str, user: UserRef) -> list[PresenceEntry]:
     transition = await _write_open(sid=sid, user=user, status=ONLINE)
     online = await selectors.online_co_members(user_id=user["userId"])
     await _announce(user, transition, recipients=[entry["userId"] for entry in online])
-    return online
+    return online[: settings.PRESENCE_LIST_MAX]
 
 
 async def presence_disconnect(*, sid: str, user: UserRef) -> None:

@@ -35,6 +35,11 @@ def pytest_configure(config: pytest.Config) -> None:
     for layer in settings.CHANNEL_LAYERS.values():
         if "prefix" in layer.get("CONFIG", {}):
             layer["CONFIG"]["prefix"] = SESSION_PREFIX
+    # Django's cache (DRF's throttle counters) too: a new test database hands
+    # out user ids from 1 again, which must not inherit an old run's counts.
+    for cache in settings.CACHES.values():
+        if "KEY_PREFIX" in cache:
+            cache["KEY_PREFIX"] = SESSION_PREFIX
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
@@ -48,13 +53,17 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 
 @pytest.fixture(autouse=True)
 def _fresh_in_process_redis() -> None:
-    """Without REDIS_URL the test process's Redis is an in-process fakeredis.
-    SQLite hands out the ids of rolled-back users again, so a new user would
-    inherit an old one's rate-limit window: start every test empty."""
+    """Without REDIS_URL the test process's Redis is an in-process fakeredis,
+    and Django's cache is in memory. SQLite hands out the ids of rolled-back
+    users again, so a new user would inherit an old one's rate-limit window:
+    start every test empty."""
     if not REDIS:
+        from django.core.cache import cache
+
         from chatsite.redis import sync_redis
 
         sync_redis().flushall()
+        cache.clear()  # the local-memory cache: DRF's throttle counters
 
 
 # --- users and tokens -----------------------------------------------------------

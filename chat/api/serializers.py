@@ -16,7 +16,16 @@ from rest_framework import serializers
 
 from chat.errors import ChatError, ErrorCode
 from chat.models import Room, room_id_validator
-from chat.schemas import MAX_CLIENT_ID_LENGTH, MAX_TEXT_LENGTH, clean_text, parse_message_id
+from chat.schemas import (
+    MAX_CLIENT_ID_LENGTH,
+    MAX_TEXT_LENGTH,
+    READ_BY_MAX,
+    ROOMS_PAGE_DEFAULT,
+    ROOMS_PAGE_MAX,
+    clean_text,
+    parse_message_id,
+)
+from chat.selectors import RoomCursor
 
 MAX_NAME_LENGTH = 100
 MAX_TOPIC_LENGTH = 250
@@ -120,6 +129,25 @@ class RoomUpdateIn(serializers.Serializer):
         if not attrs:
             raise serializers.ValidationError("Give at least one of name, topic, slowModeSeconds.")
         return attrs
+
+
+class RoomListQuery(serializers.Serializer):
+    cursor = StrictCharField(
+        required=False,
+        max_length=80,
+        help_text='where the page starts: copy it from the previous answer\'s `Link: <...>; rel="next"` header',
+    )
+    limit = serializers.IntegerField(
+        min_value=1,
+        required=False,
+        help_text=f"default {ROOMS_PAGE_DEFAULT}; values above {ROOMS_PAGE_MAX} are served as {ROOMS_PAGE_MAX}",
+    )
+
+    def validate_cursor(self, value: str) -> RoomCursor:
+        cursor = RoomCursor.decode(value)
+        if cursor is None:
+            raise serializers.ValidationError("not a cursor this server gave")
+        return cursor
 
 
 class MessageListQuery(serializers.Serializer):
@@ -240,7 +268,12 @@ class MessageOut(serializers.Serializer):
     timestamp = serializers.DateTimeField()
     editedAt = serializers.DateTimeField(allow_null=True)
     deletedAt = serializers.DateTimeField(allow_null=True)
-    readBy = serializers.ListField(child=serializers.CharField(), help_text="user ids")
+    readBy = serializers.ListField(
+        child=serializers.CharField(),
+        max_length=READ_BY_MAX,
+        help_text=f"user ids: the author, then the lowest ids of the other readers, at most {READ_BY_MAX} in all",
+    )
+    readCount = serializers.IntegerField(help_text="how many users have read up to this message, the author included")
 
 
 @extend_schema_serializer(component_name="MessagePage")

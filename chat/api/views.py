@@ -7,13 +7,15 @@ the 401 come from DRF before any handler runs.
 from __future__ import annotations
 
 from typing import Any
+from urllib.parse import urlencode
 
 from django.contrib.auth.models import User
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
-from rest_framework import serializers, status
+from rest_framework import exceptions, serializers, status
 from rest_framework.parsers import JSONParser
 from rest_framework.request import Request
 from rest_framework.response import Response
+from rest_framework.throttling import UserRateThrottle
 from rest_framework.views import APIView
 
 from chat import access, selectors, services
@@ -34,6 +36,7 @@ from chat.api.serializers import (
     RoomCreateIn,
     RoomDetailOut,
     RoomDetailPayload,
+    RoomListQuery,
     RoomOut,
     RoomPayload,
     RoomSummaryOut,
@@ -43,7 +46,7 @@ from chat.api.serializers import (
 )
 from chat.errors import ChatError, ErrorCode
 from chat.models import Room
-from chat.schemas import PAGE_DEFAULT, PAGE_MAX, iso, parse_message_id
+from chat.schemas import PAGE_DEFAULT, PAGE_MAX, ROOMS_PAGE_DEFAULT, ROOMS_PAGE_MAX, iso, parse_message_id
 
 ROOM_ID = OpenApiParameter("room_id", str, OpenApiParameter.PATH, description="the room's id, e.g. `general`")
 MESSAGE_ID = OpenApiParameter("message_id", str, OpenApiParameter.PATH, description="the message's id")
@@ -88,25 +91,66 @@ class ChatAPIView(APIView):
     parser_classes = [JSONParser]
 
 
+class RoomCreateThrottle(UserRateThrottle):
+    """Rooms a user may create, per user, counted in Django's cache (Redis with
+    REDIS_URL, so every process shares it): REST_FRAMEWORK's
+    DEFAULT_THROTTLE_RATES["room_create"], from CHAT_ROOM_CREATE_RATE."""
+
+    scope = "room_create"
+
+
+def _throttle_room_creation(view: APIView, request: Request) -> None:
+    """Charge one room creation, or refuse it with 429 `rate_limited`.
+
+    Called by the views after the input is checked (bad input costs no quota)
+    and only when a room is about to be created (reopening an existing 1:1
+    room is free)."""
+    throttle = RoomCreateThrottle()
+    if not throttle.allow_request(request, view):
+        raise exceptions.Throttled(wait=throttle.wait(), detail="You are creating rooms too fast.")
+
+
 # --- rooms --------------------------------------------------------------------
+
+
+NEXT_PAGE = OpenApiParameter(
+    "Link",
+    str,
+    OpenApiParameter.HEADER,
+    response=[200],
+    description='`<url>; rel="next"` when more rooms remain: the same request with a `cursor`',
+)
 
 
 class RoomListView(ChatAPIView):
     @extend_schema(
-        summary="Rooms the user can see, with unread counts and last messages",
-        responses={200: RoomSummaryOut(many=True), **_errors()},
+        summary="A page of the rooms the user can see: their own first, then the other public rooms",
+        description=(
+            f"At most `limit` rooms (default {ROOMS_PAGE_DEFAULT}, at most {ROOMS_PAGE_MAX}); when more "
+            'remain, a `Link: <url>; rel="next"` header gives the next page.'
+        ),
+        parameters=[RoomListQuery, NEXT_PAGE],
+        responses={200: RoomSummaryOut(many=True), **_errors(400)},
     )
     def get(self, request: Request) -> Response:
-        return Response(selectors.room_list_for_user(_user(request)))
+        query = _valid(RoomListQuery, request.query_params)
+        limit = min(query.get("limit", ROOMS_PAGE_DEFAULT), ROOMS_PAGE_MAX)
+        rooms, next_cursor = selectors.room_list_for_user(_user(request), cursor=query.get("cursor"), limit=limit)
+        response = Response(rooms)
+        if next_cursor is not None:
+            params = urlencode({"cursor": next_cursor.encode(), "limit": limit})
+            response["Link"] = f'<{request.path}?{params}>; rel="next"'
+        return response
 
     @extend_schema(
         summary="Create a public or private room; the creator becomes its owner",
         request=RoomCreateIn,
-        responses={201: RoomOut, **_errors(400)},
+        responses={201: RoomOut, **_errors(400, 429)},
     )
     def post(self, request: Request) -> Response:
         data = _valid(RoomCreateIn, request.data)
         members = access.access_users(data["members"]) if data.get("members") else []
+        _throttle_room_creation(self, request)
         room = services.room_create(
             creator=_user(request),
             room_id=data.get("id"),
@@ -121,12 +165,15 @@ class DirectRoomView(ChatAPIView):
     @extend_schema(
         summary="The one 1:1 room of the user and another (201 when created, 200 after)",
         request=DirectRoomIn,
-        responses={201: RoomOut, 200: RoomOut, **_errors(400, 404)},
+        responses={201: RoomOut, 200: RoomOut, **_errors(400, 404, 429)},
     )
     def post(self, request: Request) -> Response:
         data = _valid(DirectRoomIn, request.data)
+        user = _user(request)
         other = access.access_user(data["username"])
-        room, created = services.room_get_or_create_direct(user=_user(request), other=other)
+        if other.pk != user.pk and not selectors.direct_room_exists(user=user, other=other):
+            _throttle_room_creation(self, request)
+        room, created = services.room_get_or_create_direct(user=user, other=other)
         return Response(_room_payload(room), status=status.HTTP_201_CREATED if created else status.HTTP_200_OK)
 
 

@@ -141,9 +141,11 @@ def test_message_objects_carry_the_protocol_fields_and_read_by(thread, api_as):
         "editedAt": None,
         "deletedAt": None,
         "readBy": [str(bob.pk)],
+        "readCount": 1,
     }
     [third] = api_as(alice).get(url("thread"), {"after": messages[1].pk, "limit": 1}).json()["messages"]
     assert third["readBy"] == [str(alice.pk), str(bob.pk)]  # alice wrote it, bob's watermark covers it
+    assert third["readCount"] == 2
 
 
 @pytest.mark.parametrize(
@@ -472,3 +474,24 @@ def test_a_moderator_role_deletes_others_messages(world, api_as):
     moderator = UserFactory()
     add_member(world.private, moderator, Membership.Role.MODERATOR)
     assert api_as(moderator).delete(url("private-room", world.private_message.pk)).status_code == 204
+
+
+def test_edit_broadcasts_read_count_and_at_most_20_readers(
+    world, api_as, broadcasts, django_capture_on_commit_callbacks
+):
+    # given 25 members have read the member's message
+    message = world.public_message
+    readers = [UserFactory() for _ in range(25)]
+    ReadReceipt.objects.bulk_create(
+        [ReadReceipt(user=u, room=world.public, last_read_message=message) for u in readers]
+    )
+
+    # when the author edits it
+    with django_capture_on_commit_callbacks(execute=True):
+        answer = api_as(world.member).patch(url("public-room", message.pk), {"text": "edited"}, format="json")
+
+    # then the answer and chat:message-updated count all 26 readers and list 20
+    [sent] = broadcasts.of("chat:message-updated")
+    for payload in (answer.json(), sent.data):
+        assert payload["readCount"] == 26
+        assert payload["readBy"] == [str(world.member.pk)] + [str(u.pk) for u in readers[:19]]

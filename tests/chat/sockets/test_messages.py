@@ -50,6 +50,7 @@ async def test_a_message_is_stored_before_the_ack_and_reaches_the_room(connect, 
             "editedAt": None,
             "deletedAt": None,
             "readBy": [str(alice.pk)],
+            "readCount": 1,
         }
         assert message["timestamp"].endswith("Z")
     await c.assert_no("chat:message", wait=0.2)

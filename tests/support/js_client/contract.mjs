@@ -100,6 +100,10 @@ function expectMessage(message, expected, what) {
     `${what}: "readBy" must be a list of user ids (strings), got ${show(message)}`,
   );
   expectEqual(message.readBy[0], message.userId, `${what}: readBy starts with the author's id`);
+  expect(
+    Number.isInteger(message.readCount) && message.readCount >= message.readBy.length && message.readBy.length <= 20,
+    `${what}: "readCount" must count every reader, "readBy" list at most 20 of them, got ${show(message)}`,
+  );
   for (const field of ["reply", "editedAt", "deletedAt"]) {
     expect(field in message, `${what}: "${field}" is missing (every message object carries it): ${show(message)}`);
   }
