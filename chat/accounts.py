@@ -28,7 +28,6 @@ import time
 from typing import Any
 
 from django.conf import settings
-from django.contrib.auth.hashers import is_password_usable
 from django.contrib.auth.models import User
 from django.db import transaction
 from django.http import HttpRequest, HttpResponse, JsonResponse
@@ -147,14 +146,9 @@ def user_post_save(sender: type[User], instance: User, created: bool, raw: bool 
     # changed and saves only the password without marking it set
     # (`_password` None): the same password, not a change.
     hash_upgrade = update_fields is not None and set(update_fields) == {"password"} and instance._password is None  # type: ignore[attr-defined]
-    # Setting a first password (an account created without one, as the
-    # factories and createsuperuser do) ends nothing: no one could sign in before.
-    password_changed = (
-        instance.password != old_password
-        and bool(old_password)
-        and is_password_usable(old_password)
-        and not hash_upgrade
-    )
+    # Setting the first password of a row created without one (the empty
+    # string: the factories, a form that saves twice) ends nothing.
+    password_changed = bool(old_password) and instance.password != old_password and not hash_upgrade
     deactivated = was_active and not instance.is_active
     if password_changed or deactivated:
         refresh_tokens_revoke_all(user_id=int(instance.pk))
