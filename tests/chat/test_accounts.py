@@ -140,3 +140,23 @@ def test_access_tokens_are_refused_when_issued_before_a_revocation():
     assert accounts.access_token_revoked(user_id=alice.pk, issued_at=before["iat"])
     assert not accounts.access_token_revoked(user_id=alice.pk, issued_at=after["iat"])
     assert not accounts.access_token_revoked(user_id=UserFactory().pk, issued_at=before["iat"])
+
+
+async def test_the_login_page_locks_out_on_a_real_server_too(server, settings):
+    """Through uvicorn (Django's async middleware path, not the test client's)."""
+    import re
+
+    import aiohttp
+
+    async with aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True)) as session:
+
+        async def attempt(password: str) -> tuple[int, str]:
+            async with session.get(f"{server.url}/login/") as page:
+                token = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', await page.text()).group(1)
+            form = {"username": "nobody-here", "password": password, "csrfmiddlewaretoken": token}
+            async with session.post(f"{server.url}/login/", data=form, allow_redirects=False) as answer:
+                return answer.status, await answer.text()
+
+        statuses = [await attempt("wrong") for _ in range(settings.AXES_FAILURE_LIMIT)]
+    assert [status for status, _ in statuses] == [200] * (settings.AXES_FAILURE_LIMIT - 1) + [429]
+    assert LOCKOUT in statuses[-1][1]
