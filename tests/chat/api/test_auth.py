@@ -232,7 +232,7 @@ def test_logout_revokes_only_its_own_refresh_token(db, django_capture_on_commit_
     UserFactory(username="alice")
     phone, laptop = tokens(), tokens()
     with django_capture_on_commit_callbacks(execute=True):
-        APIClient().post("/api/auth/logout/", {"refresh": phone["refresh"]}, format="json")
+        assert APIClient().post("/api/auth/logout/", {"refresh": phone["refresh"]}, format="json").status_code == 204
     refreshed = APIClient().post("/api/auth/token/refresh/", {"refresh": laptop["refresh"]}, format="json")
     assert refreshed.status_code == 200
 
