@@ -36,7 +36,10 @@ seed: migrate
 	$(BIN)/python manage.py seed_demo
 
 # uvicorn, not daphne: see "Why uvicorn" in the README; the flags live in
-# chatsite/serve.py, shared with the tests and the bench.
+# chatsite/serve.py, shared with the tests and the bench. DEBUG defaults to
+# off (production); `make run` is development, so it says so (the development
+# SECRET_KEY is accepted, plain HTTP is fine). `DEBUG=false make run` does not.
+run: export DEBUG ?= true
 run: seed
 	$(BIN)/python -m chatsite.serve
 

@@ -178,6 +178,7 @@ class Infra:
             # Short, so the presence measurement sees an offline without waiting 5 s.
             "PRESENCE_GRACE_SECONDS": "1",
             "DEBUG": "false",
+            "HTTPS": "false",  # plain HTTP on 127.0.0.1
             "SECRET_KEY": self.secret_key,
             "ALLOWED_HOSTS": "127.0.0.1,localhost",
             "JWT_ACCESS_MINUTES": "600",

@@ -4,3 +4,9 @@ from django.apps import AppConfig
 class ChatConfig(AppConfig):
     name = "chat"
     default_auto_field = "django.db.models.BigAutoField"
+
+    def ready(self) -> None:
+        from chat import accounts
+
+        # Logout, password change, deactivation, deletion: sockets closed, tokens refused.
+        accounts.connect_signals()

@@ -7,6 +7,7 @@ from datetime import timedelta
 from pathlib import Path
 
 import dj_database_url
+from csp.constants import NONCE, NONE, SELF
 
 from chatsite.env import ConfigError, env_bool, env_int, env_list, env_optional, env_str
 
@@ -14,7 +15,9 @@ BASE_DIR = Path(__file__).resolve().parent.parent
 
 DEVELOPMENT_SECRET_KEY = "dev-only-insecure-key-change-me-in-production"
 
-DEBUG = env_bool("DEBUG", True)
+# Off unless asked for: a server started with no settings is a production
+# server, and refuses the development key below. `make run` turns it on.
+DEBUG = env_bool("DEBUG", False)
 SECRET_KEY = env_str("SECRET_KEY", DEVELOPMENT_SECRET_KEY)
 if not DEBUG and SECRET_KEY == DEVELOPMENT_SECRET_KEY:
     raise ConfigError(
@@ -26,7 +29,10 @@ HOST = env_str("HOST", "127.0.0.1")
 PORT = env_int("PORT", 8000, minimum=1)
 ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", ["127.0.0.1", "localhost", "[::1]"])
 CORS_ALLOWED_ORIGINS = env_list("CORS_ALLOWED_ORIGINS", [])
-CSRF_TRUSTED_ORIGINS = list(CORS_ALLOWED_ORIGINS)
+# Origins whose pages may POST forms and cookie-authenticated requests here
+# (CSRF). Its own list: a site allowed to read the API with tokens (CORS, a
+# support widget's host) is not thereby trusted to act with a visitor's cookie.
+CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS", [])
 
 INSTALLED_APPS = [
     "daphne",  # makes `manage.py runserver` serve the ASGI app
@@ -41,6 +47,9 @@ INSTALLED_APPS = [
     "corsheaders",
     "rest_framework",
     "rest_framework_simplejwt",
+    "rest_framework_simplejwt.token_blacklist",  # refresh tokens revoked by logout
+    "axes",  # failed sign-ins counted per username and per address
+    "csp",
     "drf_spectacular",
     "drf_spectacular_sidecar",  # Swagger UI and Redoc served locally, not from a CDN
     "chat",
@@ -49,6 +58,7 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    "csp.middleware.CSPMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "corsheaders.middleware.CorsMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -57,6 +67,9 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    # Last, as axes asks: turns a lockout flagged during authentication into
+    # the 429 page (the login page and the admin's; the API answers its own).
+    "axes.middleware.AxesMiddleware",
 ]
 
 ROOT_URLCONF = "chatsite.urls"
@@ -168,9 +181,8 @@ CHAT_MAX_SOCKETS_PER_ADDRESS = env_int("CHAT_MAX_SOCKETS_PER_ADDRESS", 100, mini
 # A process's claim on its sockets in those counts lasts this long unless renewed
 # (every third of it): the sockets of a process that died stop counting after it.
 CHAT_SOCKET_LEASE_SECONDS = env_int("CHAT_SOCKET_LEASE_SECONDS", 30, minimum=3)
-# Reverse proxies in front of the server that append to X-Forwarded-For. 0: the
-# header is ignored and the client address is the TCP peer's.
-CHAT_TRUSTED_PROXIES = env_int("CHAT_TRUSTED_PROXIES", 0, minimum=0)
+# The client address is the peer's as uvicorn reports it: X-Forwarded-For is
+# believed only from TRUSTED_PROXY_IPS (below; chatsite/serve.py).
 
 # --- Bounded work per request (issue 9, point 4) -----------------------------
 # Django's cache holds DRF's throttle counters, so with REDIS_URL it lives in
@@ -210,7 +222,9 @@ LOGOUT_REDIRECT_URL = "login"
 
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
-        "rest_framework_simplejwt.authentication.JWTAuthentication",
+        # simplejwt's, plus: tokens issued before the user's last logout or
+        # password change are refused (chat/accounts.py).
+        "chat.api.authentication.JWTAuthentication",
         "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
@@ -223,6 +237,34 @@ SIMPLE_JWT = {
     "ACCESS_TOKEN_LIFETIME": timedelta(minutes=env_int("JWT_ACCESS_MINUTES", 30, minimum=1)),
     "REFRESH_TOKEN_LIFETIME": timedelta(days=env_int("JWT_REFRESH_DAYS", 7, minimum=1)),
 }
+# --- Accounts and sessions (issue 9.5) ------------------------------------------
+# Password guessing: django-axes counts failed sign-ins on every surface that
+# calls authenticate() (POST /api/auth/token/, the login page, the admin's) in
+# the database, so every process shares the count on any deployment. After
+# LOGIN_FAILURE_LIMIT failures for one username, or from one client address,
+# further attempts (a correct password included) are answered 429 until
+# LOGIN_LOCKOUT_MINUTES have passed since the last counted failure.
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",  # first: refuses locked-out attempts before the password is checked
+    "django.contrib.auth.backends.ModelBackend",
+]
+AXES_HANDLER = "axes.handlers.database.AxesDatabaseHandler"
+AXES_FAILURE_LIMIT = env_int("LOGIN_FAILURE_LIMIT", 5, minimum=1)
+AXES_COOLOFF_TIME = timedelta(minutes=env_int("LOGIN_LOCKOUT_MINUTES", 15, minimum=1))
+# Either one trips the lock: a username guessed from many addresses, or many
+# usernames tried from one address (password spraying).
+AXES_LOCKOUT_PARAMETERS = ["username", "ip_address"]
+# Attempts refused by the lock are not counted again: the lock lasts the
+# cool-off from the last real failure, and a locked-out flood writes nothing.
+AXES_RESET_COOL_OFF_ON_FAILURE_DURING_LOCKOUT = False
+# The peer address only. Which proxies may rewrite it from X-Forwarded-For is
+# uvicorn's decision (TRUSTED_PROXY_IPS, chatsite/serve.py), so Django never
+# believes that header from a client.
+AXES_CLIENT_IP_CALLABLE = "chat.accounts.client_address"
+AXES_LOCKOUT_CALLABLE = "chat.accounts.lockout_response"
+AXES_HTTP_RESPONSE_CODE = 429
+AXES_VERBOSE = False
+
 SPECTACULAR_SETTINGS = {
     "TITLE": "Chat API",
     "DESCRIPTION": "REST half of the chat server. The real-time half is Socket.IO: see docs/protocol.md.",
@@ -243,6 +285,52 @@ SPECTACULAR_SETTINGS = {
 CHAT_SEND_PATH = env_str("CHAT_SEND_PATH", "auto").strip().lower()
 if CHAT_SEND_PATH not in {"auto", "orm"}:
     raise ConfigError(f"CHAT_SEND_PATH must be auto or orm, got {CHAT_SEND_PATH!r}")
+
+# --- Production defaults (issue 9.6) --------------------------------------------
+# HTTPS: the site is reached over HTTPS (a TLS proxy in front of uvicorn, which
+# speaks plain HTTP). On by default in production: the cookies are sent over
+# HTTPS only, browsers are told to use nothing else (HSTS), and plain HTTP is
+# redirected. HTTPS=false only for a trial over plain HTTP (and the tests).
+HTTPS = env_bool("HTTPS", not DEBUG)
+SESSION_COOKIE_SECURE = HTTPS
+CSRF_COOKIE_SECURE = HTTPS
+SECURE_SSL_REDIRECT = env_bool("SECURE_SSL_REDIRECT", HTTPS)
+# A year, subdomains included; browsers ignore the header over plain HTTP.
+SECURE_HSTS_SECONDS = env_int("SECURE_HSTS_SECONDS", 365 * 24 * 3600 if HTTPS else 0, minimum=0)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("SECURE_HSTS_INCLUDE_SUBDOMAINS", True)
+# Preloading is a promise to browser vendors that outlives this deployment:
+# the operator's call (SECURE_HSTS_PRELOAD=true), hence the silenced warning.
+SECURE_HSTS_PRELOAD = env_bool("SECURE_HSTS_PRELOAD", False)
+SILENCED_SYSTEM_CHECKS = [] if SECURE_HSTS_PRELOAD else ["security.W021"]
+# The addresses of the proxies in front (comma-separated, "*" for any). Only a
+# connection from one of them has its X-Forwarded-For and X-Forwarded-Proto
+# believed: uvicorn rewrites the client address and scheme from them
+# (--forwarded-allow-ips, chatsite/serve.py). Unset: nobody is believed and
+# the peer is the client. Django reads the scheme header too, for servers
+# other than uvicorn (runserver); a trusted proxy must overwrite it, and the
+# app's port must be reachable only through the proxy.
+TRUSTED_PROXY_IPS = env_list("TRUSTED_PROXY_IPS", [])
+SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https") if TRUSTED_PROXY_IPS else None
+# Content-Security-Policy on every page Django serves (development included,
+# so a violation shows up before production): scripts and styles from this
+# origin only, the page's one inline script (its import map) by nonce, no
+# plugins, no framing, forms posted here only. The API docs relax styles
+# (chat/api/docs.py); the chat page needs nothing more.
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": [SELF],
+        "script-src": [SELF, NONCE],
+        "style-src": [SELF],
+        "img-src": [SELF, "data:"],
+        "font-src": [SELF],
+        # 'self' covers the page's own ws:/wss: origin for the Socket.IO upgrade.
+        "connect-src": [SELF],
+        "object-src": [NONE],
+        "base-uri": [NONE],
+        "form-action": [SELF],
+        "frame-ancestors": [NONE],
+    }
+}
 
 # --- i18n, static -------------------------------------------------------------
 LANGUAGE_CODE = "en-us"

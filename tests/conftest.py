@@ -111,6 +111,7 @@ def server_env(**overrides: str) -> dict[str, str]:
         "DATABASE_URL": database_url(connection.settings_dict),
         "CHAT_REDIS_PREFIX": SESSION_PREFIX,
         "DEBUG": "false",
+        "HTTPS": "false",  # plain HTTP on 127.0.0.1
         "SECRET_KEY": settings.SECRET_KEY,
         "ALLOWED_HOSTS": "127.0.0.1,localhost",
         "CHAT_RATE_LIMIT_MESSAGES": "100000",

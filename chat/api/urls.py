@@ -4,14 +4,14 @@ directory have their own modules)."""
 from __future__ import annotations
 
 from django.urls import path
-from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerView
-from rest_framework_simplejwt.views import TokenObtainPairView, TokenRefreshView
+from drf_spectacular.views import SpectacularAPIView
 
-from chat.api import views
+from chat.api import auth, docs, views
 
 urlpatterns = [
-    path("auth/token/", TokenObtainPairView.as_view(), name="token_obtain_pair"),
-    path("auth/token/refresh/", TokenRefreshView.as_view(), name="token_refresh"),
+    path("auth/token/", auth.TokenObtainPairView.as_view(), name="token_obtain_pair"),
+    path("auth/token/refresh/", auth.TokenRefreshView.as_view(), name="token_refresh"),
+    path("auth/logout/", auth.LogoutView.as_view(), name="logout-api"),
     path("rooms/", views.RoomListView.as_view(), name="rooms"),
     # Before rooms/<room_id>/: `direct` is a reserved room id (services.RESERVED_ROOM_IDS).
     path("rooms/direct/", views.DirectRoomView.as_view(), name="room-direct"),
@@ -27,6 +27,6 @@ urlpatterns = [
     path("moderation/site-bans/", views.SiteBansView.as_view(), name="site-bans"),
     path("schema/", SpectacularAPIView.as_view(), name="schema"),
     # Swagger UI and Redoc from drf-spectacular-sidecar's static files: no CDN.
-    path("docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="api-docs"),
-    path("redoc/", SpectacularRedocView.as_view(url_name="schema"), name="api-redoc"),
+    path("docs/", docs.SwaggerView.as_view(url_name="schema"), name="api-docs"),
+    path("redoc/", docs.RedocView.as_view(url_name="schema"), name="api-redoc"),
 ]

@@ -15,6 +15,7 @@ from rest_framework_simplejwt.exceptions import TokenError
 from rest_framework_simplejwt.settings import api_settings as jwt_settings
 from rest_framework_simplejwt.tokens import AccessToken
 
+from chat.accounts import access_token_revoked
 from chat.errors import ChatError, ErrorCode
 
 logger = logging.getLogger(__name__)
@@ -31,6 +32,10 @@ def _user_from_token(token: str) -> User:
         raise ChatError(ErrorCode.INVALID_TOKEN, INVALID_TOKEN_MESSAGE) from None
     user = get_user_model().objects.filter(pk=user_id, is_active=True).first()
     if user is None:
+        raise ChatError(ErrorCode.INVALID_TOKEN, INVALID_TOKEN_MESSAGE)
+    # A socket closed by a logout or a password change must not come straight
+    # back with the access token it had (chat.accounts).
+    if access_token_revoked(user_id=int(user.pk), issued_at=access.get("iat")):
         raise ChatError(ErrorCode.INVALID_TOKEN, INVALID_TOKEN_MESSAGE)
     return user
 

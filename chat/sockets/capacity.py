@@ -100,18 +100,13 @@ def _lease_ms() -> int:
 
 
 def client_address(environ: dict[str, Any]) -> str:
-    """The address the socket comes from: the TCP peer, or with
-    CHAT_TRUSTED_PROXIES = n, the address the n-th proxy from us saw in
-    X-Forwarded-For (each proxy appends its peer, so entries left of it are
-    whatever the client claimed). engine.io's own REMOTE_ADDR is a placeholder."""
+    """The address the socket comes from: the peer of the ASGI scope, which
+    uvicorn rewrites from X-Forwarded-For only for connections from
+    TRUSTED_PROXY_IPS (chatsite/serve.py), the one home of that rule.
+    engine.io's own REMOTE_ADDR is a placeholder."""
     scope = environ.get("asgi.scope") or {}
     client = scope.get("client")
     address = str(client[0]) if client else str(environ.get("REMOTE_ADDR", ""))
-    trusted = settings.CHAT_TRUSTED_PROXIES
-    if trusted:
-        hops = [hop.strip() for hop in environ.get("HTTP_X_FORWARDED_FOR", "").split(",") if hop.strip()]
-        if hops:
-            address = hops[-min(trusted, len(hops))]
     return address or "unknown"
 
 

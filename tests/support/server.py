@@ -54,11 +54,15 @@ class ServerProcess:
 
     def start(self, timeout: float = 30) -> ServerProcess:
         # Open long-polling requests would otherwise hold a SIGTERM for a minute.
+        env = {**os.environ, **self.env}
         command = uvicorn_command(
-            host="127.0.0.1", port=self.port, extra=["--log-level", "warning", "--timeout-graceful-shutdown", "2"]
+            host="127.0.0.1",
+            port=self.port,
+            extra=["--log-level", "warning", "--timeout-graceful-shutdown", "2"],
+            trusted_proxies=[ip for ip in env.get("TRUSTED_PROXY_IPS", "").split(",") if ip],
         )
         log = open(self.log_path, "ab")  # noqa: SIM115 (closed with the process)
-        self.process = subprocess.Popen(command, cwd=ROOT, env={**os.environ, **self.env}, stdout=log, stderr=log)
+        self.process = subprocess.Popen(command, cwd=ROOT, env=env, stdout=log, stderr=log)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.process.poll() is not None:

@@ -181,7 +181,7 @@ async def test_open_sockets_per_address_are_capped(server_factory, clients):
 
 
 async def test_behind_a_trusted_proxy_the_forwarded_address_counts(server_factory, clients):
-    process = server_factory("caps", CHAT_MAX_SOCKETS_PER_ADDRESS="1", CHAT_TRUSTED_PROXIES="1", **own_prefix())
+    process = server_factory("caps", CHAT_MAX_SOCKETS_PER_ADDRESS="1", TRUSTED_PROXY_IPS="127.0.0.1", **own_prefix())
     alice, bob, carol = await make_users(3)
     await clients().connect(process.url, token=token_for(alice), headers={"X-Forwarded-For": "198.51.100.1"})
     # what the client put left of the proxy's entry is not believed
@@ -194,47 +194,13 @@ async def test_behind_a_trusted_proxy_the_forwarded_address_counts(server_factor
     assert errors == [{"message": capacity.TOO_MANY_FOR_ADDRESS}]
 
 
-def test_client_address():
-    def environ(peer: str, forwarded: str | None = None) -> dict[str, Any]:
-        env: dict[str, Any] = {"REMOTE_ADDR": "127.0.0.1", "asgi.scope": {"client": (peer, 5000)}}
-        if forwarded is not None:
-            env["HTTP_X_FORWARDED_FOR"] = forwarded
-        return env
-
-    from django.test import override_settings
-
-    assert capacity.client_address(environ("192.0.2.1", "203.0.113.9")) == "192.0.2.1"
-    with override_settings(CHAT_TRUSTED_PROXIES=1):
-        assert capacity.client_address(environ("10.0.0.1", "203.0.113.9")) == "203.0.113.9"
-        assert capacity.client_address(environ("10.0.0.1", "1.2.3.4, 203.0.113.9")) == "203.0.113.9"
-        assert capacity.client_address(environ("10.0.0.1")) == "10.0.0.1"
-    with override_settings(CHAT_TRUSTED_PROXIES=2):
-        assert capacity.client_address(environ("10.0.0.1", "1.2.3.4, 203.0.113.9, 10.0.0.2")) == "203.0.113.9"
-        assert capacity.client_address(environ("10.0.0.1", "203.0.113.9")) == "203.0.113.9"
-
-
-@pytest.mark.redis
-async def test_open_sockets_are_counted_over_every_process_and_a_dead_process_stops_counting(server_factory, clients):
-    # given a cap of 2 sockets per user, a lease of 3 s, and two processes
-    env = {"CHAT_MAX_SOCKETS_PER_USER": "2", "CHAT_SOCKET_LEASE_SECONDS": "3"}
-    first, second = server_factory("caps-a", **env), server_factory("caps-b", **env)
-    (alice,) = await make_users(1)
-
-    # when alice has a socket on each
-    await clients().connect(first.url, token=token_for(alice))
-    await clients().connect(second.url, token=token_for(alice))
-
-    # then a third is refused on either
-    for process in (first, second):
-        assert await refused_connect(clients(), process.url, token=token_for(alice)) == [
-            {"message": capacity.TOO_MANY_FOR_USER}
-        ]
-    # and when the first process dies without cleaning up, its socket stops
-    # counting once its lease runs out
-    first.kill()
-    await asyncio.sleep(0.5)
-    assert await refused_connect(clients(), second.url, token=token_for(alice)) == [
-        {"message": capacity.TOO_MANY_FOR_USER}
-    ]
-    await asyncio.sleep(4)
-    assert (await clients().connect(second.url, token=token_for(alice))).connected
+def test_client_address_is_the_scopes_peer_whatever_the_headers_claim():
+    # uvicorn has already replaced the peer for a trusted proxy; the header
+    # itself is never read here.
+    env: dict[str, Any] = {
+        "REMOTE_ADDR": "127.0.0.1",
+        "asgi.scope": {"client": ("192.0.2.1", 5000)},
+        "HTTP_X_FORWARDED_FOR": "203.0.113.9",
+    }
+    assert capacity.client_address(env) == "192.0.2.1"
+    assert capacity.client_address({"REMOTE_ADDR": "198.51.100.4"}) == "198.51.100.4"
