@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
-import socketio
 from django.conf import settings
 
 from chat.sockets.auth import own_origin
 from chat.sockets.manager import ChannelLayerManager
+from chat.sockets.packets import GuardedPacket, GuardedServer
 
 CHAT_NAMESPACE = "/chat"
 
@@ -28,8 +28,11 @@ def origin_allowed(origin: str, environ: dict[str, Any]) -> bool:
     return origin == own_origin(environ) or origin in settings.CORS_ALLOWED_ORIGINS
 
 
-sio = socketio.AsyncServer(
+# Guarded: hand-written packets (too deep, broken, reserved names) get an
+# `invalid` ack instead of a traceback; see chat/sockets/packets.py.
+sio = GuardedServer(
     async_mode="asgi",
+    serializer=GuardedPacket,
     client_manager=ChannelLayerManager(),
     # A list would replace "same origin" rather than add to it, and refuse
     # the server's own page as soon as one widget site is listed.
