@@ -9,6 +9,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from chat.errors import ChatError, ErrorCode
 from presence import metrics, selectors
 
 _PresenceRows = inline_serializer(
@@ -32,7 +33,12 @@ class PresenceListView(APIView):
         parameters=[OpenApiParameter("include", str, enum=["offline"], description="`offline`: list them too")],
     )
     def get(self, request: Request) -> Response:
-        include_offline = request.query_params.get("include") == "offline"
+        include = request.query_params.get("include")
+        if include not in (None, "offline"):
+            # As the schema says: an unknown value is a mistake, not "online only".
+            message = "the only value is `offline`"
+            raise ChatError(ErrorCode.INVALID, f"include: {message}", fields={"include": [message]})
+        include_offline = include == "offline"
         rows = selectors.presence_list_for_user(user=request.user, include_offline=include_offline)  # type: ignore[arg-type]
         return Response(rows)
 
