@@ -17,7 +17,7 @@ After every payload:
 
 CI runs FUZZ_EXAMPLES=200 payloads per event (the default); by hand:
 
-    FUZZ_EXAMPLES=10000 .venv/bin/python -m pytest tests/security/test_fuzz_sockets.py -p no:timeout
+    FUZZ_EXAMPLES=10000 .venv/bin/python -m pytest tests/security/test_fuzz_sockets.py
 
 FUZZ_SEED=<n> replays one run (hypothesis prints the failing payload).
 """
