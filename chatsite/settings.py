@@ -275,6 +275,11 @@ SPECTACULAR_SETTINGS = {
     "REDOC_DIST": "SIDECAR",
     # PATCH bodies as declared: an edit needs its `text`, not an all-optional copy.
     "COMPONENT_SPLIT_PATCH": False,
+    # (issue 9, attack) The document must not lie (tests/security/test_openapi.py):
+    # a field that refuses "" says minLength 1, and every route lists the errors
+    # any route can answer (chat/api/schema.py).
+    "ENFORCE_NON_BLANK_FIELDS": True,
+    "POSTPROCESSING_HOOKS": ["chat.api.schema.add_common_errors"],
 }
 
 # --- Issue 9, writer: the socket send path ------------------------------------

@@ -9,6 +9,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from chat.errors import ChatError, ErrorCode
 from presence import metrics, selectors
 
 _PresenceRows = inline_serializer(
@@ -47,8 +48,12 @@ class PresenceListView(APIView):
         ],
     )
     def get(self, request: Request) -> Response:
-        include_offline = request.query_params.get("include") == "offline"
-        listed = selectors.presence_list_for_user(user=request.user, include_offline=include_offline)  # type: ignore[arg-type]
+        include = request.query_params.get("include")
+        if include not in (None, "offline"):
+            # As the schema says: an unknown value is a mistake, not "online only".
+            message = "the only value is `offline`"
+            raise ChatError(ErrorCode.INVALID, f"include: {message}", fields={"include": [message]})
+        listed = selectors.presence_list_for_user(user=request.user, include_offline=include == "offline")  # type: ignore[arg-type]
         response = Response(listed.rows)
         if listed.truncated:
             response[TRUNCATED_HEADER] = "true"

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 from typing import Any, TypedDict
 
-from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema_field, extend_schema_serializer
 from rest_framework import serializers
 
@@ -18,6 +17,7 @@ from chat.errors import ChatError, ErrorCode
 from chat.models import Room, room_id_validator
 from chat.schemas import (
     MAX_CLIENT_ID_LENGTH,
+    MAX_ID_DIGITS,
     MAX_TEXT_LENGTH,
     READ_BY_MAX,
     ROOMS_PAGE_DEFAULT,
@@ -74,7 +74,9 @@ class MessageTextField(StrictCharField):
             raise serializers.ValidationError(error.message) from None
 
 
-@extend_schema_field(OpenApiTypes.STR)
+# What parse_message_id takes as a string: a positive bigint's digits (the
+# schema used to promise any string, and schemathesis sent "µ").
+@extend_schema_field({"type": "string", "pattern": "^0*[1-9][0-9]*$", "maxLength": MAX_ID_DIGITS})
 class MessageIdField(serializers.Field):
     """A message id: a string of digits on the wire (integers are accepted)."""
 
@@ -235,9 +237,9 @@ class ErrorOut(serializers.Serializer):
             "error": serializers.CharField(help_text="human text, safe to show"),
             "code": serializers.ChoiceField(choices=[code.value for code in ErrorCode]),
             "fields": serializers.DictField(
-                child=serializers.ListField(child=serializers.CharField()),
                 required=False,
-                help_text="400: what is wrong with each field",
+                # A list field's errors are keyed by index: {"members": {"1": ["Not a valid string."]}}.
+                help_text="400: what is wrong with each field (a list of texts, or per item of a list field)",
             ),
         }
 

@@ -13,6 +13,7 @@ from chat.errors import ChatError, ErrorCode
 from chat.ratelimit import rate_limit_hit_async, too_fast
 from chat.sockets.auth import own_origin
 from chat.sockets.manager import ChannelLayerManager
+from chat.sockets.packets import GuardedPacket, GuardedServer
 
 CHAT_NAMESPACE = "/chat"
 
@@ -49,7 +50,7 @@ EVENT_BUCKETS: dict[str, str | None] = {
 IN_FLIGHT_MESSAGE = "Too many events in flight on this connection: wait for their answers"
 
 
-class ChatServer(socketio.AsyncServer):
+class BoundedServer(socketio.AsyncServer):
     """The AsyncServer, with every client event bounded before any handler runs.
 
     Two rules, both here, both before the handler and so before any database
@@ -120,8 +121,17 @@ class ChatServer(socketio.AsyncServer):
         return None if decision.allowed else too_fast(bucket, decision).as_ack()
 
 
+class ChatServer(GuardedServer, BoundedServer):
+    """The guard reads a packet first (chat/sockets/packets.py), the limits
+    after: a packet the guard refuses never reaches BoundedServer's dispatch,
+    so it is never counted in flight without being counted back."""
+
+
+# Guarded: hand-written packets (too deep, broken, reserved names) get an
+# `invalid` ack instead of a traceback; see chat/sockets/packets.py.
 sio = ChatServer(
     async_mode="asgi",
+    serializer=GuardedPacket,
     client_manager=ChannelLayerManager(),
     # A list would replace "same origin" rather than add to it, and refuse
     # the server's own page as soon as one widget site is listed.

@@ -306,6 +306,9 @@ async def test_a_refused_send_is_kept_with_retry(server_factory, pages_for):
         await pages.close()
 
 
+# Two server processes (alice's, restarted, and bob's): they share messages only
+# through Redis, so on the embedded defaults this test skips with the others.
+@pytest.mark.redis
 async def test_server_restart_under_an_open_page_loses_nothing(server_factory, server, pages_for, clients):
     # given alice's page on a server of its own, and bob on another process
     primary = await asyncio.to_thread(server_factory, "restarted")
