@@ -19,10 +19,9 @@ from django.db import connection
 from django.test import override_settings
 from django.utils import timezone
 
-from chat import broadcast, message_writer, services
+from chat import message_writer, services
 from chat.errors import ChatError
 from chat.models import Message, Room, RoomBan, RoomMute
-from chat.schemas import message_payload
 from chatsite import pg
 from tests.factories import UserFactory, add_member, post
 
@@ -35,40 +34,6 @@ async def _close_the_pool():
     yield
     if pg.available():
         await pg.close()
-
-
-@pytest.fixture
-def broadcasted(monkeypatch: pytest.MonkeyPatch) -> list[dict[str, Any]]:
-    """The new messages broadcast, in order: by the writer, or by the ORM
-    service it hands over to (always, on SQLite)."""
-    sent: list[dict[str, Any]] = []
-
-    def record(payloads: list[dict[str, Any]]) -> asyncio.Future[list[None]]:
-        sent.extend(payloads)
-        done: asyncio.Future[list[None]] = asyncio.get_running_loop().create_future()
-        done.set_result([])
-        return done
-
-    def record_one(message: Message) -> None:
-        sent.append(message_payload(message, [str(message.author_id)]))
-
-    monkeypatch.setattr(broadcast, "messages_created", record)
-    monkeypatch.setattr(broadcast, "message_created", record_one)
-    return sent
-
-
-@pytest.fixture
-def statements(monkeypatch: pytest.MonkeyPatch) -> list[int]:
-    """The size of every batch the writer stored (PostgreSQL only)."""
-    sizes: list[int] = []
-    real = message_writer._execute
-
-    async def counted(batch: list[Any]) -> list[tuple[Any, ...]]:
-        sizes.append(len(batch))
-        return await real(batch)
-
-    monkeypatch.setattr(message_writer, "_execute", counted)
-    return sizes
 
 
 def _room(room_id: str, *, members: list[User], **fields: Any) -> Room:

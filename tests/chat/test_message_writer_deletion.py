@@ -15,10 +15,10 @@ from django.utils import timezone
 
 from chat.models import Message, Room, RoomBan
 from chatsite import pg
-from tests.chat.test_message_writer import _answer, _close_the_pool, _room, _send, broadcasted
+from tests.chat.test_message_writer import _answer, _close_the_pool, _room, _send
 from tests.factories import UserFactory, post
 
-__all__ = ["_close_the_pool", "broadcasted"]
+__all__ = ["_close_the_pool"]
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

@@ -13,7 +13,6 @@ ahead of the database's, so a clock of the database would show).
 
 from __future__ import annotations
 
-import asyncio
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -26,11 +25,10 @@ from django.contrib.auth.models import User
 from django.test import override_settings
 from django.utils import timezone
 
-from chat import broadcast, message_writer, services
+from chat import message_writer, services
 from chat.errors import ChatError
 from chat.models import Message, Room, RoomBan, RoomMute
 from chat.ratelimit import rate_limit_hit
-from chat.schemas import message_payload
 from chatsite import pg
 from tests.factories import UserFactory, add_member, post
 
@@ -212,39 +210,6 @@ CASES: dict[str, tuple[Callable[[str], Send], tuple[str, str | None]]] = {
 def frozen_clock(monkeypatch: pytest.MonkeyPatch) -> datetime:
     monkeypatch.setattr(timezone, "now", lambda: FROZEN)
     return FROZEN
-
-
-@pytest.fixture
-def broadcasted(monkeypatch: pytest.MonkeyPatch) -> list[dict[str, Any]]:
-    """What either path broadcast as new messages."""
-    sent: list[dict[str, Any]] = []
-
-    def record(payloads: list[dict[str, Any]]) -> asyncio.Future[list[None]]:
-        sent.extend(payloads)
-        done: asyncio.Future[list[None]] = asyncio.get_running_loop().create_future()
-        done.set_result([])
-        return done
-
-    def record_one(message: Message) -> None:
-        sent.append(message_payload(message, [str(message.author_id)]))
-
-    monkeypatch.setattr(broadcast, "messages_created", record)
-    monkeypatch.setattr(broadcast, "message_created", record_one)
-    return sent
-
-
-@pytest.fixture
-def statements(monkeypatch: pytest.MonkeyPatch) -> list[int]:
-    """The size of every batch STORE_BATCH stored."""
-    sizes: list[int] = []
-    real = message_writer._execute
-
-    async def counted(batch: list[Any]) -> list[tuple[Any, ...]]:
-        sizes.append(len(batch))
-        return await real(batch)
-
-    monkeypatch.setattr(message_writer, "_execute", counted)
-    return sizes
 
 
 @pytest.fixture(autouse=True)
