@@ -419,15 +419,20 @@ async def _execute(batch: list[_Send]) -> list[tuple[Any, ...]]:
         "client_ids": [send.client_id for send in batch],
         "now": timezone.now(),
     }
-    try:
-        return await _run(params)
-    except AdminShutdown:
-        # The server ended the session (a restart, pg_terminate_backend)
-        # between the pool's check and the statement. It ran none of it: a
-        # session is ended before its next statement or in the middle of it
-        # (rolled back), never once it committed, since its answer is sent
-        # before it looks again. So once more, on a new connection.
-        return await _run({**params, "now": timezone.now()})
+    # The server may end a session (a restart, pg_terminate_backend) between
+    # the pool's check and the statement. It then ran none of it: a session is
+    # ended before its next statement or in the middle of it (rolled back),
+    # never once it committed, since its answer is sent before it looks again.
+    # So again, on another connection. Every pooled connection may have been
+    # ended at once, and pg_terminate_backend returns before the backend says
+    # goodbye, so the pool's check can pass each of them once: one try more
+    # than the pool holds (a broken connection is discarded, never reused).
+    for _ in range((await pg.pool()).max_size):
+        try:
+            return await _run(params)
+        except AdminShutdown:
+            params = {**params, "now": timezone.now()}
+    return await _run(params)
 
 
 async def _run(params: dict[str, Any]) -> list[tuple[Any, ...]]:

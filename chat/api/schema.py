@@ -22,9 +22,11 @@ COMMON_ERRORS = {
     "429": "Too many requests: try again later",
 }
 ERROR_BODY = {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}
-# DRF trims strings and refuses NUL characters, so a field that must not be
-# blank must hold something other than whitespace, and no NUL.
-NOT_BLANK = "^[^\\u0000]*[^\\s\\u0000][^\\u0000]*$"
+# DRF trims strings (str.strip) and refuses NUL characters, so a field that
+# must not be blank must hold something other than whitespace, and no NUL.
+# Python's strip also takes U+001C..U+001F and U+0085, which some regex
+# engines' \s does not: named, so every engine reads the same rule.
+NOT_BLANK = "^[^\\u0000]*[^\\s\\u0000\\u001c-\\u001f\\u0085][^\\u0000]*$"
 
 # Request bodies whose serializer refuses {} ("give at least one of ...").
 AT_LEAST_ONE_FIELD = {"RoomUpdate"}

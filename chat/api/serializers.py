@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from typing import Any, TypedDict
 
+from django.core.validators import RegexValidator
 from drf_spectacular.utils import extend_schema_field, extend_schema_serializer
 from rest_framework import serializers
 
@@ -133,10 +134,15 @@ class RoomUpdateIn(serializers.Serializer):
         return attrs
 
 
+ROOM_CURSOR_PATTERN = r"^[mp]:[a-z0-9][a-z0-9_-]{0,63}$"
+
+
 class RoomListQuery(serializers.Serializer):
     cursor = StrictCharField(
         required=False,
         max_length=80,
+        # The shape of RoomCursor.encode, so the document says which strings can be cursors.
+        validators=[RegexValidator(ROOM_CURSOR_PATTERN, "not a cursor this server gave")],
         help_text='where the page starts: copy it from the previous answer\'s `Link: <...>; rel="next"` header',
     )
     limit = serializers.IntegerField(

@@ -93,8 +93,8 @@ async def test_room_view_screenshots(pages, server, clients):
         await expect(page.locator('#app[data-connection="online"]')).to_be_attached()
         await expect(page.get_by_role("log").get_by_text("Thanks Dave!", exact=False)).to_be_visible()
         # The server tells a room only when typing starts: stop first, so each page sees a start.
-        await others["erin"].emit("chat:typing", {"roomId": "general", "isTyping": False})
-        await others["erin"].emit("chat:typing", {"roomId": "general", "isTyping": True})
+        await others["erin"].call("chat:typing", {"roomId": "general", "isTyping": False})
+        await others["erin"].call("chat:typing", {"roomId": "general", "isTyping": True})
         await expect(page.locator("#typing-line")).to_have_text("erin is typing…")
         await expect(page.locator("#receipt-line")).to_have_text("Seen by bob and carol")
         await page.locator("#composer-input").fill("Sounds good, I'll")
