@@ -168,6 +168,27 @@ class ReadReceipt(models.Model):
         return f"{self.user} read {self.room_id} up to {self.last_read_message_id}"
 
 
+class ReadPosition(models.Model):
+    """How many of the room's read watermarks stand at this message: a
+    histogram of ReadReceipt.last_read_message, kept exact by
+    services.receipt_mark_read and by a post_delete signal on ReadReceipt
+    (chat/signals.py). readCount of a message is the sum of the rows at or past
+    it, so it costs one row per distinct watermark position, never one per
+    reader. `message_id` is a plain number, not a foreign key: messages are
+    only soft-deleted, and the row must not cost a join."""
+
+    room = models.ForeignKey(Room, on_delete=models.CASCADE, related_name="+")
+    message_id = models.BigIntegerField()
+    readers = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        # The unique constraint's index serves `room_id = %s AND message_id >= %s`.
+        constraints = [models.UniqueConstraint(fields=["room", "message_id"], name="readposition_unique_room_message")]
+
+    def __str__(self) -> str:
+        return f"{self.readers} read {self.room_id} up to {self.message_id}"
+
+
 class RoomMute(models.Model):
     room = models.ForeignKey(Room, on_delete=models.CASCADE, related_name="mutes")
     user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")

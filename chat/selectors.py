@@ -13,7 +13,7 @@ from django.db import connection
 from django.db.models import Count, Exists, IntegerField, OuterRef, Q, QuerySet, Subquery, Value
 from django.db.models.functions import Coalesce
 
-from chat.models import Membership, Message, ReadReceipt, Room, RoomBan
+from chat.models import Membership, Message, ReadPosition, ReadReceipt, Room, RoomBan
 from chat.schemas import READ_BY_MAX, ROOM_ID, ROOMS_PAGE_DEFAULT, MessagePayload, author_id_of, message_payload
 
 
@@ -170,11 +170,13 @@ def _union_all(branch: str, params: list[list[Any]]) -> list[tuple[Any, ...]]:
 def watermark_buckets_branch() -> str:
     """Per room (params: last, last, room, first): how many watermarks lie at or
     past the page's first message, grouped by watermark, those past its last
-    message in one group. One range of the receipt_room_read_user index, at
-    most one row per message of the page (plus one), whatever the readers."""
+    message in one group. Read from the ReadPosition histogram (one row per
+    distinct watermark position, chat/read_positions.py): a range of its
+    unique (room, message) index that reads at most one row per message from
+    the page's first to the room's newest, whatever the number of readers."""
     return (
-        "SELECT r.room_id, CASE WHEN r.last_read_message_id > %s THEN %s ELSE r.last_read_message_id END, COUNT(*)"  # noqa: S608
-        f" FROM {ReadReceipt._meta.db_table} r WHERE r.room_id = %s AND r.last_read_message_id >= %s GROUP BY 1, 2"
+        "SELECT p.room_id, CASE WHEN p.message_id > %s THEN %s ELSE p.message_id END, SUM(p.readers)"  # noqa: S608
+        f" FROM {ReadPosition._meta.db_table} p WHERE p.room_id = %s AND p.message_id >= %s GROUP BY 1, 2"
     )
 
 
@@ -208,11 +210,12 @@ def read_by_for(messages: Iterable[Message]) -> dict[int, ReadState]:
     (watermarks never move back) and is the same on every request. The count
     is of every watermark at or past the message, the author counted once.
 
-    Work per page: one index range over the watermarks at or past the page's
-    first message, grouped (at most one row per message); the authors' own
-    watermarks; and at most READ_BY_MAX - 1 ids per distinct set of readers
-    (watermarks are nested, so messages with as many readers have the same
-    ones: a page everyone has read asks once per author).
+    Work per page: the count from the ReadPosition histogram, one row per
+    distinct watermark position at or past the page's first message (bounded
+    by the messages from the page to the room's newest, not by the members);
+    the authors' own watermarks; and at most READ_BY_MAX - 1 ids per distinct
+    set of readers (watermarks are nested, so messages with as many readers
+    have the same ones: a page everyone has read asks once per author).
     """
     messages = list(messages)
     if not messages:
@@ -225,7 +228,7 @@ def read_by_for(messages: Iterable[Message]) -> dict[int, ReadState]:
     for room_id, upto, n in _union_all(
         watermark_buckets_branch(), [[last, last, r, first] for r, (first, last) in spans.items()]
     ):
-        buckets[room_id].append((upto, n))
+        buckets[room_id].append((upto, int(n)))
     pairs = {(m.room_id, m.author_id) for m in messages if m.author_id is not None}
     own: dict[tuple[str, int | None], int] = {
         (room_id, user_id): upto

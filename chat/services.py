@@ -432,6 +432,8 @@ def receipt_mark_read(*, user: User, room: Room, message: Message) -> ReadReceip
         if receipt.last_read_message_id is not None and receipt.last_read_message_id >= message.pk:
             return receipt
         receipt.last_read_message = message
+        # The save moves the watermark in readCount's histogram too, in this
+        # transaction (chat/signals.py, chat/read_positions.py).
         receipt.save(update_fields=["last_read_message", "updated_at"])
         transaction.on_commit(lambda: broadcast.receipt_updated(user=user, room_id=room.pk, message_id=message.pk))
     return receipt

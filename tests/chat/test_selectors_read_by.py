@@ -7,7 +7,7 @@ import pytest
 from django.contrib.auth.models import User
 from django.db import connection
 
-from chat import selectors
+from chat import read_positions, selectors
 from chat.models import Membership, Message, ReadReceipt, Room
 from chat.schemas import READ_BY_MAX
 from chat.selectors import ReadState
@@ -23,6 +23,7 @@ def readers(room: Room, n: int, *, up_to: Message, prefix: str = "reader") -> li
         users = list(User.objects.filter(username__startswith=prefix).order_by("pk"))
     Membership.objects.bulk_create([Membership(room=room, user=u) for u in users])
     ReadReceipt.objects.bulk_create([ReadReceipt(room=room, user=u, last_read_message=up_to) for u in users])
+    read_positions.rebuild([room.pk])  # bulk_create sends no signals
     return users
 
 
@@ -79,6 +80,7 @@ def test_a_page_of_messages_costs_three_queries_with_5_or_500_readers(room, read
     page = [post(room, author if i % 2 else other_author, f"m{i}") for i in range(50)]
     users = readers(room, reader_count, up_to=page[24])
     ReadReceipt.objects.filter(user__in=users[:3]).update(last_read_message=page[34])
+    read_positions.rebuild([room.pk])
 
     # when the page's message objects are built, then three queries do it: the
     # watermarks grouped, the authors' own, the first readers
@@ -107,8 +109,10 @@ def test_postgresql_serves_the_readers_queries_from_the_receipt_indexes(room):
         ],
         batch_size=5000,
     )
+    read_positions.rebuild()
     with connection.cursor() as cursor:
         cursor.execute("ANALYZE chat_readreceipt")
+        cursor.execute("ANALYZE chat_readposition")
 
     # when PostgreSQL plans the statements of read_by_for
     def plan(sql: str, params: list[object]) -> str:
