@@ -155,10 +155,10 @@ class ReadReceipt(models.Model):
 
     class Meta:
         constraints = [models.UniqueConstraint(fields=["user", "room"], name="receipt_unique_user_room")]
-        # "Who in this room has read up to message X" (selectors.read_by_for):
-        # readCount is a range of the first index; the lowest reader ids of a
-        # message few have read are a range of the first, of a message most
-        # have read a short walk of the second in user order.
+        # "Who in this room has read up to message X" (selectors.read_by_for;
+        # readCount comes from ReadPosition): the lowest reader ids of a
+        # message few have read are a range of the first index, of a message
+        # most have read a short walk of the second in user order.
         indexes = [
             models.Index(fields=["room", "last_read_message", "user"], name="receipt_room_read_user"),
             models.Index(fields=["room", "user", "last_read_message"], name="receipt_room_user_read"),
