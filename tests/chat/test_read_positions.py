@@ -178,3 +178,24 @@ def test_concurrent_reads_of_the_same_message_end_with_the_exact_count():
     assert errors == []
     assert stored() == {(room.pk, message.pk): 40} == read_positions.recount()
     assert selectors.read_by_for([message])[message.pk].count == 41
+
+
+@pytest.mark.django_db
+def test_migration_0004_backfills_the_histogram_from_the_receipts():
+    # given receipts the histogram does not hold yet (as before the migration)
+    from importlib import import_module
+
+    from django.apps import apps
+
+    room, author = RoomFactory(), UserFactory()
+    first, second = post(room, author, "one"), post(room, author, "two")
+    for message in (first, first, second):
+        ReadReceipt.objects.create(room=room, user=UserFactory(), last_read_message=message)
+    ReadReceipt.objects.create(room=room, user=UserFactory(), last_read_message=None)
+    ReadPosition.objects.all().delete()
+
+    # when the migration's backfill runs
+    import_module("chat.migrations.0004_readposition").backfill(apps, None)
+
+    # then it holds one row per position with its readers
+    assert stored() == {(room.pk, first.pk): 2, (room.pk, second.pk): 1} == read_positions.recount()
