@@ -43,7 +43,12 @@ def _room_id_from_name(name: str) -> str:
     base = slugify(name)[:56].strip("-_") or "room"
     if room_id_is_reserved(base):
         base = f"room-{base}"[:56].strip("-_")
-    # Deleted rooms keep their ids (their messages still point at them).
+    return _first_free_room_id(base)
+
+
+def _first_free_room_id(base: str) -> str:
+    """`base`, or `base-2`, `base-3`, ...: the first id no room holds. Deleted
+    rooms keep their ids (their messages still point at them)."""
     taken = set(Room.all_objects.filter(pk__startswith=base).values_list("pk", flat=True))
     candidate, n = base, 1
     while candidate in taken:
@@ -120,12 +125,7 @@ def _direct_room_id(a: User, b: User) -> tuple[str, str]:
 def _free_direct_room_id(room_id: str) -> str:
     """`dm-<low>-<high>`, or `dm-<low>-<high>-<n>` when deleted 1:1 rooms of the
     pair hold the plain id (see room_delete)."""
-    taken = set(Room.all_objects.filter(pk__startswith=room_id).values_list("pk", flat=True))
-    candidate, n = room_id, 1
-    while candidate in taken:
-        n += 1
-        candidate = f"{room_id}-{n}"
-    return candidate
+    return _first_free_room_id(room_id)
 
 
 def room_get_or_create_direct(*, user: User, other: User) -> tuple[Room, bool]:
