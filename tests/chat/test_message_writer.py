@@ -258,14 +258,7 @@ async def test_a_room_deleted_while_the_batch_waits_for_its_lock_is_not_found(br
 
         # when a send waits for that lock, and the other session deletes the room
         send = asyncio.ensure_future(_send(ann, "w-doomed", "into the void"))
-        async with pg.connection() as watcher:
-            for _ in range(200):
-                row = await (
-                    await watcher.execute("SELECT count(*) FROM pg_locks WHERE NOT granted AND pid <> %s", [other_pid])
-                ).fetchone()
-                if row and row[0]:
-                    break
-                await asyncio.sleep(0.01)
+        await _until_a_session_waits_for_a_lock(other_pid)
         await other.execute("DELETE FROM chat_membership WHERE room_id = 'w-doomed'")
         await other.execute("DELETE FROM chat_room WHERE id = 'w-doomed'")
         await other.commit()
@@ -333,3 +326,16 @@ async def test_a_send_whose_row_cannot_be_read_does_not_keep_the_others_from_the
     assert [(p["seq"], p["text"]) for p in broadcasted] == [(2, "fine")]
     assert _answer(second) == ("ok", "w-unreadable", "2", "new")
     assert isinstance(first, RuntimeError)
+
+
+async def _until_a_session_waits_for_a_lock(holder_pid: int) -> None:
+    """Until some session other than `holder_pid` waits for a lock (the send's
+    statement queued behind the holder's row lock), or about two seconds."""
+    async with pg.connection() as watcher:
+        for _ in range(200):
+            row = await (
+                await watcher.execute("SELECT count(*) FROM pg_locks WHERE NOT granted AND pid <> %s", [holder_pid])
+            ).fetchone()
+            if row and row[0]:
+                return
+            await asyncio.sleep(0.01)

@@ -15,7 +15,7 @@ from django.utils import timezone
 
 from chat.models import Message, Room, RoomBan
 from chatsite import pg
-from tests.chat.test_message_writer import _answer, _close_the_pool, _room, _send
+from tests.chat.test_message_writer import _answer, _close_the_pool, _room, _send, _until_a_session_waits_for_a_lock
 from tests.factories import UserFactory, post
 
 __all__ = ["_close_the_pool"]
@@ -80,14 +80,7 @@ async def test_a_room_soft_deleted_while_the_batch_waits_for_its_lock_is_not_fou
 
         # when a send waits for that lock, and the other session soft-deletes the room
         send = asyncio.ensure_future(_send(ann, "w-soft-doomed", "into the void"))
-        async with pg.connection() as watcher:
-            for _ in range(200):
-                row = await (
-                    await watcher.execute("SELECT count(*) FROM pg_locks WHERE NOT granted AND pid <> %s", [other_pid])
-                ).fetchone()
-                if row and row[0]:
-                    break
-                await asyncio.sleep(0.01)
+        await _until_a_session_waits_for_a_lock(other_pid)
         await other.execute("UPDATE chat_room SET deleted_at = now() WHERE id = 'w-soft-doomed'")
         await other.commit()
 
